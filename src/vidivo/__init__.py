@@ -1,0 +1,1 @@
+"""Vidivo: pay-per-minute 1:1 video calls."""

@@ -1,0 +1,181 @@
+"""create_app(settings) → the ASGI app: context, routers, middleware, error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import text
+
+from vidivo.auth.routes import router as auth_router
+from vidivo.auth.tokens import KeyRing
+from vidivo.billing.engine import BillingEngine, EngineTimings
+from vidivo.billing.routes import router as billing_router
+from vidivo.billing.worker import BillingWorker
+from vidivo.clock import Clock, SystemClock, TestClock
+from vidivo.config import Settings
+from vidivo.db import create_engine, create_session_factory
+from vidivo.deps import AppContext, Context
+from vidivo.errors import ServiceUnavailable, install_error_handlers
+from vidivo.links.routes import router as links_router
+from vidivo.mail.service import Mailer
+from vidivo.mail.transports import transport_for
+from vidivo.middleware import RequestBodyPolicy, SecurityHeaders
+from vidivo.pagination import CursorSigner
+from vidivo.payments.factory import build_provider
+from vidivo.payouts.routes import router as payouts_router
+from vidivo.ratelimit import RateLimiter
+from vidivo.schemas import error_responses
+from vidivo.sessions.routes import router as sessions_router
+from vidivo.signaling.hub import LocalHub
+from vidivo.signaling.routes import router as signaling_router
+from vidivo.testclock import router as test_clock_router
+from vidivo.web.routes import router as web_router
+from vidivo.webhooks.routes import router as webhooks_router
+
+
+def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
+    clock = clock or (TestClock() if settings.test_clock else SystemClock())
+    db_engine = create_engine(settings.database_url)
+    factory = create_session_factory(db_engine)
+    keys = KeyRing.from_paths(settings.active_signing_key_path, settings.retired_signing_key_paths)
+    payments = build_provider(settings, factory, clock)
+    hub = LocalHub()
+    engine_timings = EngineTimings(
+        reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
+        host_join_timeout=timedelta(seconds=settings.host_join_timeout_seconds),
+    )
+    billing = BillingEngine(
+        factory,
+        payments,
+        clock,
+        hub,
+        fee_percent=settings.platform_fee_percent,
+        timings=engine_timings,
+    )
+    return AppContext(
+        settings=settings,
+        clock=clock,
+        engine=db_engine,
+        session_factory=factory,
+        keys=keys,
+        mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
+        limiter=RateLimiter(),
+        cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
+        payments=payments,
+        hub=hub,
+        billing=billing,
+        worker=BillingWorker(factory, billing, clock, settings.worker_id),
+    )
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    context = build_context(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await context.mailer.deliver_pending()  # whatever an earlier run left unsent
+        # The embedded default bills in process; with a test clock, time moves only on request.
+        worker = None
+        if settings.worker and not settings.test_clock:
+            worker = asyncio.create_task(context.worker.run_forever())
+        yield
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        await context.engine.dispose()
+
+    app = FastAPI(
+        title="Vidivo API",
+        version="1.0.0",
+        summary="Pay-per-minute 1:1 video calls, billed through pre-authorized windows.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(links_router)
+    app.include_router(payouts_router)
+    app.include_router(webhooks_router)
+    app.include_router(sessions_router)
+    app.include_router(billing_router)
+    app.include_router(signaling_router)
+    app.include_router(web_router)
+    if settings.test_clock:
+        app.include_router(test_clock_router)
+    app.include_router(_health_router())
+    app.add_middleware(
+        RequestBodyPolicy,
+        max_bytes=settings.max_body_bytes,
+        # Provider events (an account's full requirements…) can outgrow API bodies.
+        larger_under={"/v1/webhooks/": 1024 * 1024},
+    )
+    app.add_middleware(SecurityHeaders)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses=error_responses(503), summary="The database answers")
+    async def readyz(context: Context) -> dict[str, str]:
+        try:
+            async with context.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise ServiceUnavailable("The database is not reachable.") from exc
+        return {"status": "ready"}
+
+    return router
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with validation failures described as the 400s we really send."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        for path in schema["paths"].values():
+            for operation in path.values():
+                _document_common_errors(operation)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _document_common_errors(operation: dict[str, Any]) -> None:
+    """Statuses that middleware and validation give any operation, described once here."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    common: list[int] = []
+    if operation.get("parameters") or operation.get("requestBody"):
+        common.append(400)
+    if operation.get("requestBody"):
+        common += [413, 415]
+    for status, spec in error_responses(*common).items():
+        responses.setdefault(
+            str(status),
+            {
+                "description": spec["description"],
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                },
+            },
+        )

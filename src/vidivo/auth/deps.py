@@ -1,0 +1,82 @@
+"""Who is calling: bearer-token dependencies for routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from vidivo.auth import service
+from vidivo.auth.models import Role
+from vidivo.auth.service import GuestPrincipal, Principal
+from vidivo.deps import Context, DbSession
+from vidivo.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Use an `Authorization: Bearer <token>` header.")
+    return token.strip()
+
+
+async def optional_principal(
+    request: Request, db: DbSession, context: Context, _: BearerCredentials
+) -> Principal | None:
+    """The caller when a token is sent; a sent but invalid token is refused, never ignored."""
+    token = _bearer_token(request)
+    if token is None:
+        return None
+    return await service.authenticate(db, context, token)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def require_principal(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
+
+
+async def require_host(principal: CurrentPrincipal) -> Principal:
+    if principal.user.role != Role.HOST:
+        raise Forbidden("This needs a host account.")
+    return principal
+
+
+CurrentHost = Annotated[Principal, Depends(require_host)]
+
+
+async def optional_caller(
+    request: Request, db: DbSession, context: Context, _: BearerCredentials
+) -> Principal | GuestPrincipal | None:
+    token = _bearer_token(request)
+    if token is None:
+        return None
+    return await service.authenticate_caller(db, context, token)
+
+
+async def require_caller(
+    caller: Annotated[Principal | GuestPrincipal | None, Depends(optional_caller)],
+) -> Principal | GuestPrincipal:
+    if caller is None:
+        raise Unauthorized()
+    return caller
+
+
+Caller = Annotated[Principal | GuestPrincipal, Depends(require_caller)]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

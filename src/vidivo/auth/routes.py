@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+
+from vidivo.auth import service
+from vidivo.auth.deps import CurrentPrincipal, client_ip
+from vidivo.auth.models import User
+from vidivo.auth.schemas import (
+    JwksResponse,
+    RefreshRequest,
+    SignupRequest,
+    TokenRequest,
+    TokenResponse,
+    UserOut,
+    UserResponse,
+    VerifyEmailRequest,
+)
+from vidivo.deps import Context, DbSession
+from vidivo.ratelimit import per_seconds
+from vidivo.schemas import error_responses
+
+router = APIRouter(tags=["auth"])
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        role=user.role,
+        email_verified=user.email_verified_at is not None,
+        suspended=user.suspended_at is not None,
+        created_at=user.created_at,
+    )
+
+
+def _tokens_out(tokens: service.IssuedTokens) -> TokenResponse:
+    return TokenResponse(
+        access_token=tokens.access_token,
+        expires_in=tokens.expires_in,
+        refresh_token=tokens.refresh_token,
+    )
+
+
+@router.post(
+    "/v1/auth/signup",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409, 429),
+    summary="Create a host account and email a verification token",
+)
+async def signup(
+    body: SignupRequest,
+    request: Request,
+    db: DbSession,
+    context: Context,
+    background: BackgroundTasks,
+) -> UserResponse:
+    s = context.settings
+    await context.limiter.hit(per_seconds(s.signups_per_hour, 3600), "signup", client_ip(request))
+    user = await service.create_user(
+        db,
+        context,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+    )
+    background.add_task(context.mailer.deliver_pending)
+    return UserResponse(user=user_out(user))
+
+
+@router.post(
+    "/v1/auth/token",
+    responses=error_responses(401, 429),
+    summary="Log in with email and password",
+)
+async def token(
+    body: TokenRequest, request: Request, db: DbSession, context: Context
+) -> TokenResponse:
+    tokens = await service.login(
+        db,
+        context,
+        email=body.email,
+        password=body.password,
+        client_ip=client_ip(request),
+    )
+    return _tokens_out(tokens)
+
+
+@router.post(
+    "/v1/auth/refresh",
+    responses=error_responses(401),
+    summary="Trade a refresh token for a new pair (the old one stops working)",
+)
+async def refresh(body: RefreshRequest, db: DbSession, context: Context) -> TokenResponse:
+    return _tokens_out(await service.refresh(db, context, body.refresh_token))
+
+
+@router.post(
+    "/v1/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401),
+    summary="End this login: its refresh and access tokens stop working",
+)
+async def logout(principal: CurrentPrincipal, db: DbSession, context: Context) -> Response:
+    await service.logout(db, context, principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/v1/auth/verify-email",
+    responses=error_responses(400),
+    summary="Confirm an email address with the emailed token",
+)
+async def verify_email(body: VerifyEmailRequest, db: DbSession, context: Context) -> UserResponse:
+    user = await service.verify_email(db, context, body.token)
+    return UserResponse(user=user_out(user))
+
+
+@router.post(
+    "/v1/auth/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 401, 429),
+    summary="Email a new verification token",
+)
+async def resend_verification(
+    principal: CurrentPrincipal,
+    db: DbSession,
+    context: Context,
+    background: BackgroundTasks,
+) -> Response:
+    await service.resend_verification(db, context, principal.user)
+    background.add_task(context.mailer.deliver_pending)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.get("/v1/me", responses=error_responses(401), summary="The calling account")
+async def me(principal: CurrentPrincipal) -> UserResponse:
+    return UserResponse(user=user_out(principal.user))
+
+
+@router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(context: Context) -> JwksResponse:
+    return JwksResponse.model_validate(context.keys.jwks())

@@ -1,0 +1,311 @@
+"""Accounts: sign-up, verification, login with rotating refresh tokens, logout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vidivo.auth.models import EmailVerification, LoginSession, RefreshToken, Role, User
+from vidivo.auth.passwords import hash_password, verify_password
+from vidivo.auth.tokens import (
+    InvalidToken,
+    access_token_claims,
+    hash_opaque_token,
+    new_opaque_token,
+)
+from vidivo.db import utc_now_seconds
+from vidivo.deps import AppContext
+from vidivo.errors import (
+    ApiError,
+    InvalidCredentials,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
+from vidivo.mail.service import queue_email
+from vidivo.ratelimit import per_seconds
+
+
+class EmailTaken(ApiError):
+    code, status, message = (
+        "email_taken",
+        409,
+        "An account with this email already exists.",
+    )
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user, the login session and the verified token claims."""
+
+    user: User
+    login_session_id: str
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GuestPrincipal:
+    """A guest: no account, a token good for one call session only."""
+
+    session_id: str
+    claims: dict[str, Any]
+
+
+GUEST_TOKEN_TTL_SECONDS = 4 * 3600
+
+
+def issue_guest_token(context: AppContext, session_id: str) -> str:
+    s = context.settings
+    claims = access_token_claims(
+        subject=f"guest:{session_id}",
+        role="guest",
+        issued_at=context.clock.now(),
+        ttl_seconds=GUEST_TOKEN_TTL_SECONDS,
+        issuer=s.jwt_issuer,
+        audience=s.jwt_audience,
+        extra={"session_id": session_id},
+    )
+    return context.keys.sign(claims)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def find_user_by_email(db: AsyncSession, email: str) -> User | None:
+    return await db.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+async def create_user(
+    db: AsyncSession,
+    context: AppContext,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    role: Role = Role.HOST,
+    verified: bool = False,
+) -> User:
+    now = utc_now_seconds(context.clock.now())
+    user = User(
+        email=normalize_email(email),
+        password_hash=await hash_password(password),
+        display_name=display_name,
+        role=role,
+        email_verified_at=now if verified else None,
+        created_at=now,
+    )
+    db.add(user)
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+    if not verified:
+        await send_verification_email(db, context, user)
+    return user
+
+
+async def send_verification_email(db: AsyncSession, context: AppContext, user: User) -> None:
+    token = new_opaque_token()
+    now = context.clock.now()
+    db.add(
+        EmailVerification(
+            user_id=user.id,
+            token_hash=hash_opaque_token(token),
+            expires_at=now + timedelta(seconds=context.settings.email_verification_ttl_seconds),
+            created_at=now,
+        )
+    )
+    base = context.settings.public_base_url
+    queue_email(
+        db,
+        context.clock,
+        recipient=user.email,
+        subject="Verify your Vidivo email",
+        body=(
+            f"Hello {user.display_name},\n\n"
+            f"Confirm your email to start creating call links.\n\n"
+            f"Verification token: {token}\n\n"
+            f"Send it with: curl -X POST {base}/v1/auth/verify-email "
+            f"-H 'Content-Type: application/json' -d '{{\"token\": \"{token}\"}}'\n\n"
+            "The token is valid for 24 hours. If you did not sign up, ignore this email.\n"
+        ),
+    )
+
+
+async def resend_verification(db: AsyncSession, context: AppContext, user: User) -> None:
+    if user.email_verified_at is not None:
+        raise ValidationFailed("This email is already verified.")
+    await context.limiter.hit(per_seconds(3, 3600), "verify-resend", user.id)
+    await send_verification_email(db, context, user)
+
+
+async def verify_email(db: AsyncSession, context: AppContext, token: str) -> User:
+    now = context.clock.now()
+    verification = await db.scalar(
+        select(EmailVerification).where(EmailVerification.token_hash == hash_opaque_token(token))
+    )
+    if verification is None or verification.used_at is not None or verification.expires_at <= now:
+        raise ValidationFailed.field("token", "The verification token is invalid or has expired.")
+    verification.used_at = now
+    user = await db.get_one(User, verification.user_id)
+    if user.email_verified_at is None:
+        user.email_verified_at = utc_now_seconds(now)
+    return user
+
+
+async def _throttle_login(context: AppContext, email: str, client_ip: str) -> None:
+    s = context.settings
+    await context.limiter.hit(per_seconds(s.login_attempts_per_minute, 60), "login-ip", client_ip)
+    await context.limiter.check(
+        per_seconds(s.login_failures_per_email, s.login_failure_window_seconds),
+        "login-failures",
+        email,
+        message="Too many failed logins for this account; try again later.",
+    )
+
+
+async def login(
+    db: AsyncSession, context: AppContext, *, email: str, password: str, client_ip: str
+) -> IssuedTokens:
+    email = normalize_email(email)
+    await _throttle_login(context, email, client_ip)
+    user = await find_user_by_email(db, email)
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        s = context.settings
+        await context.limiter.record(
+            per_seconds(s.login_failures_per_email, s.login_failure_window_seconds),
+            "login-failures",
+            email,
+        )
+        raise InvalidCredentials()
+    now = context.clock.now()
+    session = LoginSession(user_id=user.id, created_at=now)
+    db.add(session)
+    await db.flush()
+    return _issue(db, context, user, session)
+
+
+def _issue(
+    db: AsyncSession, context: AppContext, user: User, session: LoginSession
+) -> IssuedTokens:
+    s = context.settings
+    now = context.clock.now()
+    refresh = new_opaque_token()
+    db.add(
+        RefreshToken(
+            login_session_id=session.id,
+            token_hash=hash_opaque_token(refresh),
+            expires_at=now + timedelta(seconds=s.refresh_token_ttl_seconds),
+            created_at=now,
+        )
+    )
+    claims = access_token_claims(
+        subject=user.id,
+        role=user.role,
+        issued_at=now,
+        ttl_seconds=s.access_token_ttl_seconds,
+        issuer=s.jwt_issuer,
+        audience=s.jwt_audience,
+        extra={"sid": session.id},
+    )
+    return IssuedTokens(context.keys.sign(claims), s.access_token_ttl_seconds, refresh)
+
+
+async def refresh(db: AsyncSession, context: AppContext, refresh_token: str) -> IssuedTokens:
+    now = context.clock.now()
+    # Locked so two concurrent refreshes with one token cannot both succeed.
+    token = await db.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == hash_opaque_token(refresh_token))
+        .with_for_update()
+    )
+    if token is None:
+        raise Unauthorized("The refresh token is not valid.")
+    session = await db.get_one(LoginSession, token.login_session_id)
+    if session.revoked_at is not None:
+        raise Unauthorized("This login has ended; log in again.")
+    if token.used_at is not None:
+        # A used token coming back means it was copied: end the whole login for safety.
+        session.revoked_at, session.revoked_reason = now, "refresh_token_reused"
+        await db.commit()
+        raise Unauthorized("This refresh token was already used; log in again.")
+    if token.expires_at <= now:
+        raise Unauthorized("The refresh token has expired; log in again.")
+    claimed = await db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Unauthorized("This refresh token was already used; log in again.")
+    user = await db.get_one(User, session.user_id)
+    return _issue(db, context, user, session)
+
+
+async def logout(db: AsyncSession, context: AppContext, principal: Principal) -> None:
+    session = await db.get_one(LoginSession, principal.login_session_id)
+    if session.revoked_at is None:
+        session.revoked_at, session.revoked_reason = context.clock.now(), "logout"
+
+
+def _verified_claims(context: AppContext, token: str) -> dict[str, Any]:
+    s = context.settings
+    try:
+        return context.keys.verify(
+            token, now=context.clock.now(), issuer=s.jwt_issuer, audience=s.jwt_audience
+        )
+    except InvalidToken as exc:
+        raise Unauthorized(f"The bearer token is not valid: {exc}.") from exc
+
+
+async def authenticate_caller(
+    db: AsyncSession, context: AppContext, token: str
+) -> Principal | GuestPrincipal:
+    """A host/admin or a call's guest."""
+    claims = _verified_claims(context, token)
+    if claims.get("role") == "guest":
+        session_id = claims.get("session_id")
+        if not isinstance(session_id, str) or claims["sub"] != f"guest:{session_id}":
+            raise Unauthorized("The bearer token is not valid: malformed guest token.")
+        return GuestPrincipal(session_id=session_id, claims=claims)
+    return await _authenticate_user(db, claims)
+
+
+async def authenticate(db: AsyncSession, context: AppContext, token: str) -> Principal:
+    return await _authenticate_user(db, _verified_claims(context, token))
+
+
+async def _authenticate_user(db: AsyncSession, claims: dict[str, Any]) -> Principal:
+    session_id = claims.get("sid")
+    if not isinstance(session_id, str):
+        raise Unauthorized("The bearer token is not valid: not a user token.")
+    row = (
+        await db.execute(
+            select(User, LoginSession)
+            .join(LoginSession, LoginSession.user_id == User.id)
+            .where(LoginSession.id == session_id, User.id == claims["sub"])
+        )
+    ).first()
+    if row is None or row[1].revoked_at is not None:
+        raise Unauthorized("This login has ended; log in again.")
+    return Principal(user=row[0], login_session_id=session_id, claims=claims)
+
+
+async def get_user_by_email_or_404(db: AsyncSession, email: str) -> User:
+    user = await find_user_by_email(db, email)
+    if user is None:
+        raise NotFound(f"No account with email {email}.")
+    return user

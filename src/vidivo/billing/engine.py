@@ -1,0 +1,406 @@
+"""The billing engine: advances a call's windows through the provider, crash-safely.
+
+Every provider action is written to the database (window state + action) *before* the call
+and its outcome recorded after it, each in its own transaction. A worker that dies between
+the two finds the action still in flight and performs it again with the same idempotency
+key, `session:{id}:window:{n}:{action}`: the provider answers with the first outcome, so
+nothing is captured twice and no release is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from vidivo.billing import windows
+from vidivo.billing.models import IN_FLIGHT, BillingWindow, WindowState
+from vidivo.billing.outcomes import record_outcome
+from vidivo.billing.timeline import begin_ending, coverage_minutes, live_ms
+from vidivo.clock import Clock
+from vidivo.db import new_id
+from vidivo.links import service as links
+from vidivo.money import format_cents
+from vidivo.payments.provider import (
+    HoldRequest,
+    InvalidPaymentRequest,
+    PaymentError,
+    PaymentProvider,
+)
+from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
+from vidivo.signaling.hub import Event, LocalHub
+
+log = logging.getLogger("vidivo.billing")
+MAX_STEPS_PER_ADVANCE = 50
+
+
+@dataclass(frozen=True)
+class EngineTimings:
+    reconnect_grace: timedelta = timedelta(seconds=60)
+    host_join_timeout: timedelta = timedelta(minutes=10)
+    # A start whose first hold succeeded but never got its use recorded (a crash).
+    abandoned_start: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ProviderStep:
+    session_id: str
+    window_id: str
+    action: str
+    idempotency_key: str
+
+
+def idempotency_key(session_id: str, window_number: int, action: str) -> str:
+    return f"session:{session_id}:window:{window_number}:{action}"
+
+
+class BillingEngine:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        provider: PaymentProvider,
+        clock: Clock,
+        hub: LocalHub,
+        *,
+        fee_percent: Decimal,
+        timings: EngineTimings | None = None,
+    ) -> None:
+        self._factory = factory
+        self._provider = provider
+        self._clock = clock
+        self._hub = hub
+        self._fee_percent = fee_percent
+        self.timings = timings or EngineTimings()
+
+    async def advance(self, session_id: str) -> None:
+        """Do everything now due for the session: transitions, then provider steps."""
+        for _ in range(MAX_STEPS_PER_ADVANCE):
+            try:
+                step, events = await self._plan(session_id)
+            except StaleDataError:
+                continue  # an API request changed the session meanwhile: plan again
+            await self._publish(session_id, events)
+            if step is None:
+                return
+            await self._perform(step)
+        log.warning("session %s still had work after %d steps", session_id, MAX_STEPS_PER_ADVANCE)
+
+    async def _publish(self, session_id: str, events: list[Event]) -> None:
+        for event in events:
+            await self._hub.publish(session_id, event)
+
+    # Planning: one transaction that applies due transitions and picks the next provider call.
+
+    async def _plan(self, session_id: str) -> tuple[ProviderStep | None, list[Event]]:
+        async with self._factory() as db:
+            session = await db.get(CallSession, session_id, populate_existing=True)
+            if session is None or session.state in FINAL_STATES:
+                return None, []
+            billing_windows = list(
+                await db.scalars(
+                    select(BillingWindow)
+                    .where(BillingWindow.session_id == session_id)
+                    .order_by(BillingWindow.number)
+                )
+            )
+            now = self._clock.now()
+            events: list[Event] = []
+            step = self._in_flight_step(session, billing_windows, now)
+            if step is None and not any(w.state in IN_FLIGHT for w in billing_windows):
+                self._apply_time(session, billing_windows, now, events)
+                step = self._next_window_action(db, session, billing_windows, now, events)
+                if step is None and session.state == SessionState.ENDING:
+                    self._finish(session, billing_windows, now, events)
+                    if session.state in FINAL_STATES and session.went_live_at is None:
+                        await self._give_back_use(db, session)
+            session.next_action_at = self._next_action_at(session, billing_windows, now, step)
+            await db.commit()
+            return step, events
+
+    @staticmethod
+    async def _give_back_use(db: AsyncSession, session: CallSession) -> None:
+        if session.use_consumed:
+            await links.give_back_use(db, session.link_id)
+            session.use_consumed = False
+
+    def _in_flight_step(
+        self, session: CallSession, billing_windows: list[BillingWindow], now: datetime
+    ) -> ProviderStep | None:
+        for window in billing_windows:
+            if window.state in IN_FLIGHT and (window.retry_at is None or window.retry_at <= now):
+                assert window.pending_action is not None
+                return ProviderStep(
+                    session.id,
+                    window.id,
+                    window.pending_action,
+                    idempotency_key(session.id, window.number, window.pending_action),
+                )
+        return None
+
+    def _apply_time(
+        self,
+        session: CallSession,
+        billing_windows: list[BillingWindow],
+        now: datetime,
+        events: list[Event],
+    ) -> None:
+        t = self.timings
+        if session.state == SessionState.PENDING_PAYMENT:
+            if now >= session.created_at + t.abandoned_start:
+                begin_ending(session, now, "start_abandoned")
+        elif session.state == SessionState.WAITING_FOR_HOST:
+            if session.waiting_deadline is not None and now >= session.waiting_deadline:
+                begin_ending(session, now, "host_no_show")
+        elif session.state == SessionState.PAUSED:
+            if session.paused_at is not None and now >= session.paused_at + t.reconnect_grace:
+                begin_ending(session, now, "reconnect_timeout")
+        elif session.state == SessionState.LIVE:
+            limit_ms = coverage_minutes(session, billing_windows) * 60_000
+            if live_ms(session, now) >= limit_ms:
+                reached_max = (
+                    session.max_minutes is not None and limit_ms >= session.max_minutes * 60_000
+                )
+                begin_ending(session, now, "max_spend" if reached_max else "no_hold", limit_ms)
+        if session.state == SessionState.ENDING:
+            events.append({"type": "ending", "reason": session.end_reason})
+
+    def _next_window_action(
+        self,
+        db: AsyncSession,
+        session: CallSession,
+        billing_windows: list[BillingWindow],
+        now: datetime,
+        events: list[Event],
+    ) -> ProviderStep | None:
+        if session.state == SessionState.LIVE:
+            elapsed = live_ms(session, now)
+            for window in billing_windows:
+                used_up = (window.start_minute + window.minutes) * 60_000 <= elapsed
+                if window.state == WindowState.HELD and used_up:
+                    # A window fully used is captured in full, right away.
+                    return self._start(session, window, "capture", window.held_cents, now)
+            return self._maybe_renew(db, session, billing_windows, now)
+        if session.state == SessionState.ENDING:
+            minutes = windows.billed_minutes_from_ms(
+                session.banked_live_ms, went_live=session.went_live_at is not None
+            )
+            for window in billing_windows:
+                if window.state != WindowState.HELD:
+                    continue
+                used = windows.minutes_used_in_window_at(
+                    window.start_minute, window.minutes, minutes
+                )
+                if used:
+                    return self._start(session, window, "capture", used * session.rate_cents, now)
+                return self._start(session, window, "cancel", 0, now)
+        return None
+
+    def _maybe_renew(
+        self,
+        db: AsyncSession,
+        session: CallSession,
+        billing_windows: list[BillingWindow],
+        now: datetime,
+    ) -> ProviderStep | None:
+        last = billing_windows[-1]
+        if last.state == WindowState.DECLINED:
+            return None  # the guest was warned; a new card restarts the attempt
+        covered = coverage_minutes(session, billing_windows)
+        if session.max_minutes is not None and covered >= session.max_minutes:
+            return None
+        lead_ms = windows.renewal_lead_seconds(session.window_minutes) * 1000
+        if live_ms(session, now) < covered * 60_000 - lead_ms:
+            return None
+        minutes = session.window_minutes
+        if session.max_minutes is not None:
+            minutes = min(minutes, session.max_minutes - covered)
+        window = BillingWindow(
+            id=new_id(),
+            session_id=session.id,
+            number=last.number + 1,
+            state=WindowState.PLANNED,
+            start_minute=last.start_minute + last.minutes,
+            minutes=minutes,
+            created_at=now,
+            updated_at=now,
+        )
+        db.add(window)
+        billing_windows.append(window)
+        return self._start(session, window, "hold", minutes * session.rate_cents, now)
+
+    @staticmethod
+    def _start(
+        session: CallSession, window: BillingWindow, action: str, amount_cents: int, now: datetime
+    ) -> ProviderStep:
+        """Write the action down before doing it: the crash-safety of the whole engine."""
+        window.state = {
+            "capture": WindowState.CAPTURING,
+            "cancel": WindowState.CANCELLING,
+        }.get(action, WindowState.AUTHORIZING)
+        window.pending_action = action
+        window.pending_amount_cents = amount_cents
+        window.retry_at = None
+        window.updated_at = now
+        return ProviderStep(
+            session.id, window.id, action, idempotency_key(session.id, window.number, action)
+        )
+
+    def _finish(
+        self,
+        session: CallSession,
+        billing_windows: list[BillingWindow],
+        now: datetime,
+        events: list[Event],
+    ) -> None:
+        if any(w.state in IN_FLIGHT or w.state == WindowState.HELD for w in billing_windows):
+            return
+        if session.went_live_at is not None:
+            session.state = SessionState.ENDED
+        elif session.end_reason == "host_no_show":
+            session.state = SessionState.EXPIRED
+        else:
+            session.state = SessionState.DECLINED
+        session.ended_at = now
+        total = sum(w.captured_cents for w in billing_windows)
+        events.append(
+            {
+                "type": "ended",
+                "state": session.state,
+                "reason": session.end_reason,
+                "total": format_cents(total),
+            }
+        )
+
+    def _next_action_at(
+        self,
+        session: CallSession,
+        billing_windows: list[BillingWindow],
+        now: datetime,
+        step: ProviderStep | None,
+    ) -> datetime | None:
+        if step is not None or session.state == SessionState.ENDING:
+            return now
+        if session.state in FINAL_STATES:
+            return None
+        retries = [w.retry_at for w in billing_windows if w.state in IN_FLIGHT and w.retry_at]
+        candidates: list[datetime] = list(retries)
+        t = self.timings
+        if session.state == SessionState.PENDING_PAYMENT:
+            candidates.append(session.created_at + t.abandoned_start)
+        elif session.state == SessionState.WAITING_FOR_HOST and session.waiting_deadline:
+            candidates.append(session.waiting_deadline)
+        elif session.state == SessionState.PAUSED and session.paused_at:
+            candidates.append(session.paused_at + t.reconnect_grace)
+        elif session.state == SessionState.LIVE:
+            elapsed = live_ms(session, now)
+            thresholds = [coverage_minutes(session, billing_windows) * 60_000]
+            lead_ms = windows.renewal_lead_seconds(session.window_minutes) * 1000
+            thresholds.append(thresholds[0] - lead_ms)
+            thresholds += [
+                (w.start_minute + w.minutes) * 60_000
+                for w in billing_windows
+                if w.state == WindowState.HELD
+            ]
+            future = [x for x in thresholds if x > elapsed]
+            if future:
+                candidates.append(now + timedelta(milliseconds=min(future) - elapsed))
+            else:
+                candidates.append(now)
+        return min(candidates) if candidates else None
+
+    # Performing: the provider call outside any transaction, then its outcome recorded.
+
+    async def _perform(self, step: ProviderStep) -> None:
+        async with self._factory() as db:
+            window = await db.get_one(BillingWindow, step.window_id)
+            session = await db.get_one(CallSession, step.session_id)
+            amount = window.pending_amount_cents or 0
+            request = HoldRequest(
+                amount_cents=amount,
+                customer_id=session.customer_id or "",
+                payment_method_id=session.payment_method_id,
+                destination_account_id=session.destination_account_id,
+                # Only the very first hold is made with the guest at the keyboard.
+                off_session=not (window.number == 1 and step.action == "hold"),
+                description=f"Vidivo call {session.id}, window {window.number}",
+                metadata={
+                    "session_id": session.id,
+                    "window": str(window.number),
+                    "host_id": session.host_id,
+                },
+            )
+            fee = windows.platform_fee_cents(amount, self._fee_percent)
+            hold_id = window.provider_hold_id
+        outcome: object
+        try:
+            if step.action.startswith("hold"):
+                outcome = await self._provider.place_hold(
+                    request, idempotency_key=step.idempotency_key
+                )
+            elif step.action == "capture":
+                assert hold_id is not None
+                outcome = await self._provider.capture_hold(
+                    hold_id,
+                    amount_cents=amount,
+                    application_fee_cents=fee,
+                    idempotency_key=step.idempotency_key,
+                )
+            else:
+                assert hold_id is not None
+                outcome = await self._provider.cancel_hold(
+                    hold_id, idempotency_key=step.idempotency_key
+                )
+        except PaymentError as error:
+            outcome = error
+        await self._record(step, outcome)
+
+    async def _record(self, step: ProviderStep, outcome: object) -> None:
+        for _ in range(5):
+            try:
+                await self._record_once(step, outcome)
+                return
+            except StaleDataError:
+                continue  # the session changed meanwhile; the outcome is recorded again
+        log.error("could not record %s for session %s", step.action, step.session_id)
+
+    async def _record_once(self, step: ProviderStep, outcome: object) -> None:
+        events: list[Event] = []
+        async with self._factory() as db:
+            window = await db.get_one(BillingWindow, step.window_id, populate_existing=True)
+            session = await db.get_one(CallSession, step.session_id, populate_existing=True)
+            if window.pending_action != step.action or window.state not in IN_FLIGHT:
+                return  # recorded already (a concurrent worker, or a replay)
+            reconciled = outcome
+            if isinstance(outcome, InvalidPaymentRequest) and window.provider_hold_id:
+                reconciled = await self._reconcile(window.provider_hold_id, outcome)
+            billing_windows = list(
+                await db.scalars(
+                    select(BillingWindow).where(BillingWindow.session_id == session.id)
+                )
+            )
+            record_outcome(
+                db,
+                session,
+                billing_windows,
+                window,
+                step,
+                reconciled,
+                self._clock.now(),
+                self._fee_percent,
+                events,
+            )
+            await db.commit()
+        await self._publish(step.session_id, events)
+
+    async def _reconcile(self, hold_id: str, error: PaymentError) -> object:
+        """A capture or cancel the provider refuses may already be done (or the hold lapsed):
+        the provider's own record of the hold settles what happened."""
+        try:
+            return await self._provider.retrieve_hold(hold_id)
+        except PaymentError:
+            return error

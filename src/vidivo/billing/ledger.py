@@ -1,0 +1,84 @@
+"""The append-only ledger and the audit that proves it balances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vidivo.billing import windows
+from vidivo.billing.models import LedgerEntry, LedgerKind
+from vidivo.sessions.models import CallSession, SessionState
+
+
+def record(
+    db: AsyncSession,
+    *,
+    session: CallSession,
+    window_number: int | None,
+    kind: LedgerKind,
+    amount_cents: int,
+    provider_ref: str | None,
+    idempotency_key: str,
+    at: datetime,
+) -> None:
+    db.add(
+        LedgerEntry(
+            session_id=session.id,
+            host_id=session.host_id,
+            window_number=window_number,
+            kind=kind,
+            amount_cents=amount_cents,
+            provider_ref=provider_ref,
+            idempotency_key=f"{idempotency_key}:{kind}",
+            created_at=at,
+        )
+    )
+
+
+async def totals(db: AsyncSession, session_id: str) -> dict[LedgerKind, int]:
+    rows = await db.execute(
+        select(LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
+        .where(LedgerEntry.session_id == session_id)
+        .group_by(LedgerEntry.kind)
+    )
+    found = {LedgerKind(kind): int(total or 0) for kind, total in rows}
+    return {kind: found.get(kind, 0) for kind in LedgerKind}
+
+
+@dataclass(frozen=True)
+class AuditFinding:
+    session_id: str
+    problem: str
+
+
+async def audit(db: AsyncSession) -> list[AuditFinding]:
+    """For every ended session: captured == billed and released == held − captured."""
+    findings = []
+    ended = await db.scalars(select(CallSession).where(CallSession.state == SessionState.ENDED))
+    for session in ended:
+        sums = await totals(db, session.id)
+        minutes = windows.billed_minutes_from_ms(
+            session.banked_live_ms, went_live=session.went_live_at is not None
+        )
+        billed = minutes * session.rate_cents
+        if sums[LedgerKind.CAPTURE] != billed:
+            findings.append(
+                AuditFinding(session.id, f"captured {sums[LedgerKind.CAPTURE]} != billed {billed}")
+            )
+        expected_release = sums[LedgerKind.HOLD] - sums[LedgerKind.CAPTURE]
+        if sums[LedgerKind.RELEASE] != expected_release:
+            findings.append(
+                AuditFinding(
+                    session.id,
+                    f"released {sums[LedgerKind.RELEASE]} != held − captured {expected_release}",
+                )
+            )
+    for state in (SessionState.DECLINED, SessionState.EXPIRED):
+        for session in await db.scalars(select(CallSession).where(CallSession.state == state)):
+            sums = await totals(db, session.id)
+            if sums[LedgerKind.CAPTURE] or sums[LedgerKind.HOLD] != sums[LedgerKind.RELEASE]:
+                findings.append(AuditFinding(session.id, f"{state} session kept money"))
+    return findings

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vidivo.db import Base, UTCDateTime, new_id
+
+
+class WindowState(StrEnum):
+    PLANNED = "planned"
+    AUTHORIZING = "authorizing"  # hold requested: the provider call may or may not have run
+    HELD = "held"
+    CAPTURING = "capturing"
+    CAPTURED = "captured"
+    CANCELLING = "cancelling"
+    RELEASED = "released"
+    DECLINED = "declined"
+
+
+IN_FLIGHT = {WindowState.AUTHORIZING, WindowState.CAPTURING, WindowState.CANCELLING}
+COVERING = {WindowState.HELD, WindowState.CAPTURING, WindowState.CAPTURED}
+
+
+class BillingWindow(Base):
+    """One pre-authorized stretch of a call: its hold, and how that hold ended."""
+
+    __tablename__ = "billing_windows"
+    __table_args__ = (UniqueConstraint("session_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("call_sessions.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    # Live minutes [start_minute, start_minute + minutes) of the call.
+    start_minute: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[int] = mapped_column(Integer)
+    held_cents: Mapped[int] = mapped_column(Integer, default=0)
+    captured_cents: Mapped[int] = mapped_column(Integer, default=0)
+    fee_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # The action the in-flight provider call performs, part of its idempotency key.
+    pending_action: Mapped[str | None] = mapped_column(String(40))
+    pending_amount_cents: Mapped[int | None] = mapped_column(Integer)
+    hold_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_hold_id: Mapped[str | None] = mapped_column(String(64))
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LedgerKind(StrEnum):
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
+    FEE = "fee"
+    REFUND = "refund"
+    FEE_REFUND = "fee_refund"  # the platform's share handed back with a refund
+
+
+class LedgerEntry(Base):
+    """Append-only: every cent held, captured, released, kept as fee or refunded."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("call_sessions.id"), index=True)
+    host_id: Mapped[str] = mapped_column(String(26), index=True)
+    window_number: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    provider_ref: Mapped[str | None] = mapped_column(String(64))
+    # One entry per provider action: a replayed action cannot be recorded twice.
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RefundState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+
+
+class SessionRefund(Base):
+    """A host's refund of a call, in full or part, spread over its captured windows."""
+
+    __tablename__ = "session_refunds"
+    __table_args__ = (UniqueConstraint("session_id", "request_key"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("call_sessions.id"), index=True)
+    request_key: Mapped[str] = mapped_column(String(255))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

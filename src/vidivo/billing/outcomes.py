@@ -1,0 +1,166 @@
+"""What a provider's answer does to a window, the session and the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vidivo.billing import ledger, windows
+from vidivo.billing.models import BillingWindow, LedgerKind, WindowState
+from vidivo.billing.timeline import coverage_ends_at
+from vidivo.money import format_cents
+from vidivo.payments.provider import (
+    AuthenticationRequired,
+    CardDeclined,
+    Hold,
+    HoldStatus,
+    PaymentError,
+    ProviderRateLimited,
+    TransientPaymentError,
+)
+from vidivo.schemas import format_timestamp
+from vidivo.sessions.models import CallSession
+from vidivo.signaling.hub import Event
+
+if TYPE_CHECKING:
+    from vidivo.billing.engine import ProviderStep
+
+MAX_RETRY_DELAY_SECONDS = 300
+
+
+def record_outcome(
+    db: AsyncSession,
+    session: CallSession,
+    billing_windows: list[BillingWindow],
+    window: BillingWindow,
+    step: ProviderStep,
+    outcome: object,
+    now: datetime,
+    fee_percent: Decimal,
+    events: list[Event],
+) -> None:
+    window.updated_at = now
+    if isinstance(outcome, TransientPaymentError) or (
+        isinstance(outcome, PaymentError) and step.action in ("capture", "cancel")
+    ):
+        _retry_later(window, outcome, now)
+    elif step.action.startswith("hold"):
+        _record_hold(db, session, billing_windows, window, step, outcome, now, events)
+    elif isinstance(outcome, Hold):
+        _record_settlement(db, session, window, step, outcome, now)
+    session.next_action_at = now
+
+
+def _retry_later(window: BillingWindow, error: object, now: datetime) -> None:
+    """Keep the action in flight and try again later, with the same idempotency key."""
+    window.hold_attempts += 1
+    delay = min(MAX_RETRY_DELAY_SECONDS, 2 ** min(window.hold_attempts, 9))
+    if isinstance(error, ProviderRateLimited):
+        delay = max(delay, int(error.retry_after_seconds) + 1)
+    window.retry_at = now + timedelta(seconds=delay)
+    window.last_error = str(getattr(error, "message", error))[:500]
+
+
+def _record_hold(
+    db: AsyncSession,
+    session: CallSession,
+    billing_windows: list[BillingWindow],
+    window: BillingWindow,
+    step: ProviderStep,
+    outcome: object,
+    now: datetime,
+    events: list[Event],
+) -> None:
+    if isinstance(outcome, Hold) and outcome.status == HoldStatus.REQUIRES_CAPTURE:
+        window.state = WindowState.HELD
+        window.held_cents = outcome.amount_cents
+        window.provider_hold_id = outcome.id
+        window.pending_action = None
+        ledger.record(
+            db,
+            session=session,
+            window_number=window.number,
+            kind=LedgerKind.HOLD,
+            amount_cents=outcome.amount_cents,
+            provider_ref=outcome.id,
+            idempotency_key=step.idempotency_key,
+            at=now,
+        )
+        if window.number > 1:
+            events.append(
+                {
+                    "type": "window_renewed",
+                    "window": window.number,
+                    "held": format_cents(outcome.amount_cents),
+                }
+            )
+        return
+    decline_code = (
+        outcome.decline_code
+        if isinstance(outcome, CardDeclined)
+        else "authentication_required"
+        if isinstance(outcome, AuthenticationRequired)
+        else "payment_failed"
+    )
+    fallback = windows.fallback_hold_minutes(session.window_minutes)
+    if step.action == "hold" and window.number > 1 and fallback < window.minutes:
+        # One retry with a smaller hold: a few more minutes may still fit on the card.
+        window.minutes = fallback
+        window.pending_action = "hold_fallback"
+        window.pending_amount_cents = fallback * session.rate_cents
+        return
+    window.state = WindowState.DECLINED
+    window.decline_code = decline_code
+    window.last_error = str(getattr(outcome, "message", outcome))[:500]
+    window.pending_action = None
+    if window.number > 1:
+        deadline = coverage_ends_at(session, billing_windows, now)
+        events.append(
+            {
+                "type": "hold_declined",
+                "window": window.number,
+                "decline_code": decline_code,
+                "amount": format_cents(window.pending_amount_cents or 0),
+                # The call ends here unless the guest gives a card that holds.
+                "deadline": format_timestamp(deadline) if deadline else None,
+            }
+        )
+
+
+def _record_settlement(
+    db: AsyncSession,
+    session: CallSession,
+    window: BillingWindow,
+    step: ProviderStep,
+    hold: Hold,
+    now: datetime,
+) -> None:
+    if hold.status == HoldStatus.SUCCEEDED:
+        window.state = WindowState.CAPTURED
+        window.captured_cents = hold.amount_captured_cents
+        window.fee_cents = hold.application_fee_cents
+    elif hold.status == HoldStatus.CANCELED:
+        window.state = WindowState.RELEASED
+    else:
+        _retry_later(window, f"hold is {hold.status} after {step.action}", now)
+        return
+    window.pending_action = None
+    entries = [
+        (LedgerKind.CAPTURE, window.captured_cents),
+        (LedgerKind.FEE, window.fee_cents),
+        (LedgerKind.RELEASE, window.held_cents - window.captured_cents),
+    ]
+    for kind, amount in entries:
+        ledger.record(
+            db,
+            session=session,
+            window_number=window.number,
+            kind=kind,
+            amount_cents=amount,
+            provider_ref=hold.id,
+            idempotency_key=step.idempotency_key,
+            at=now,
+        )

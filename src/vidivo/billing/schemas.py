@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, StrictStr
+
+from vidivo.money import parse_amount_to_cents
+from vidivo.schemas import RequestModel, Timestamp
+
+
+def _positive_amount(text: str) -> str:
+    if parse_amount_to_cents(text) <= 0:
+        raise ValueError("must be more than 0.00")
+    return text
+
+
+class RefundRequest(RequestModel):
+    amount: Annotated[StrictStr, AfterValidator(_positive_amount)] | None = Field(
+        default=None, description="Decimal string; omitted: everything not yet refunded."
+    )
+    reason: Annotated[StrictStr, Field(max_length=200)] | None = None
+
+
+class RefundOut(BaseModel):
+    id: str
+    session_id: str
+    amount: str
+    reason: str | None
+    state: str
+    created_at: Timestamp
+
+
+class RefundResponse(BaseModel):
+    refund: RefundOut
+
+
+class ReceiptWindow(BaseModel):
+    number: int
+    minutes_covered: int
+    held: str
+    captured: str
+    released: str
+
+
+class Receipt(BaseModel):
+    session_id: str
+    host_display_name: str
+    guest_name: str
+    currency: str
+    rate_per_minute: str
+    state: str
+    went_live_at: Timestamp | None
+    ended_at: Timestamp | None
+    live_seconds: int
+    billed_minutes: int
+    windows: list[ReceiptWindow]
+    total_charged: str
+    refunded: str
+
+
+class ReceiptResponse(BaseModel):
+    receipt: Receipt
+
+
+class Earnings(BaseModel):
+    currency: str
+    start: Timestamp | None = Field(serialization_alias="from")
+    end: Timestamp | None = Field(serialization_alias="to")
+    sessions: int
+    gross: str
+    platform_fees: str
+    refunds: str
+    net: str

@@ -1,0 +1,101 @@
+"""The billing worker: claims sessions whose next action is due and advances them.
+
+Claims are leases in the database (`lease_owner`, `lease_until`), taken with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers never advance one session at
+once, and a crashed worker's sessions are picked up when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vidivo.billing.engine import BillingEngine
+from vidivo.clock import Clock
+from vidivo.db import new_id
+from vidivo.sessions.models import CallSession
+
+log = logging.getLogger("vidivo.worker")
+# Short, so a crashed worker's sessions are picked up well inside a renewal's lead time.
+LEASE = timedelta(seconds=30)
+BATCH = 50
+
+
+class BillingWorker:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        engine: BillingEngine,
+        clock: Clock,
+        worker_id: str = "",
+    ) -> None:
+        self._factory = factory
+        self._engine = engine
+        self._clock = clock
+        self.worker_id = worker_id or f"worker-{new_id()}"
+
+    async def claim_due(self, skip: set[str] | None = None) -> list[str]:
+        now = self._clock.now()
+        async with self._factory() as db:
+            due = (
+                select(CallSession.id)
+                .where(
+                    CallSession.next_action_at <= now,
+                    or_(CallSession.lease_until.is_(None), CallSession.lease_until < now),
+                    CallSession.id.not_in(skip or set()),
+                )
+                .order_by(CallSession.next_action_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(await db.scalars(due))
+            if ids:
+                await db.execute(
+                    update(CallSession)
+                    .where(CallSession.id.in_(ids))
+                    .values(lease_owner=self.worker_id, lease_until=now + LEASE)
+                    .execution_options(synchronize_session=False)
+                )
+            await db.commit()
+        return ids
+
+    async def _release(self, session_id: str) -> None:
+        async with self._factory() as db:
+            await db.execute(
+                update(CallSession)
+                .where(CallSession.id == session_id, CallSession.lease_owner == self.worker_id)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            await db.commit()
+
+    async def run_due(self) -> int:
+        """Advance every due session once; the number advanced."""
+        seen: set[str] = set()
+        while ids := await self.claim_due(seen):
+            for session_id in ids:
+                try:
+                    await self._engine.advance(session_id)
+                except Exception:
+                    log.exception("advancing session %s failed; retried later", session_id)
+                finally:
+                    await self._release(session_id)
+                seen.add(session_id)
+        return len(seen)
+
+    async def next_due_at(self) -> datetime | None:
+        async with self._factory() as db:
+            return await db.scalar(select(func.min(CallSession.next_action_at)))
+
+    async def run_forever(self, interval_seconds: float = 0.5) -> None:
+        log.info("billing worker %s started", self.worker_id)
+        while True:
+            try:
+                await self.run_due()
+            except Exception:
+                log.exception("billing worker pass failed")
+            await asyncio.sleep(interval_seconds)

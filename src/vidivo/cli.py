@@ -1,0 +1,227 @@
+"""`vidivo …`: serve, migrate, and host administration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from vidivo.auth import service as auth_service
+from vidivo.auth.models import User
+from vidivo.billing.ledger import AuditFinding, audit
+from vidivo.config import PaymentsMode, Settings
+from vidivo.deps import AppContext
+from vidivo.errors import ApiError
+from vidivo.migrate import upgrade_to_head
+from vidivo.payouts import service as payouts
+
+app = typer.Typer(help="Vidivo: pay-per-minute 1:1 video calls.", no_args_is_help=True)
+hosts = typer.Typer(help="Manage host accounts.", no_args_is_help=True)
+app.add_typer(hosts, name="hosts")
+billing = typer.Typer(help="Billing checks.", no_args_is_help=True)
+app.add_typer(billing, name="billing")
+
+T = TypeVar("T")
+DEMO_EMAIL = "demo@example.com"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        typer.secho(f"Configuration error: {problems}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _with_context(work: Callable[[AppContext], Awaitable[T]]) -> T:
+    from vidivo.app import build_context
+
+    async def run() -> T:
+        context = build_context(_settings())
+        try:
+            return await work(context)
+        finally:
+            await context.engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest version."""
+    upgrade_to_head(_settings().database_url)
+    typer.echo("database is up to date")
+
+
+async def _create_demo_host_if_empty(context: AppContext) -> str | None:
+    async with context.session_factory() as db:
+        if await db.scalar(select(func.count()).select_from(User)):
+            return None
+        password = secrets.token_urlsafe(12)
+        user = await auth_service.create_user(
+            db,
+            context,
+            email=DEMO_EMAIL,
+            password=password,
+            display_name="Demo Host",
+            verified=True,
+        )
+        await db.commit()  # the provider is called outside any open write transaction
+        if context.settings.payments == PaymentsMode.SIMULATED:
+            await payouts.connect_simulated(db, context.payments, context.clock, user)
+            await db.commit()
+        return password
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Migrate the database, then serve the API (and, on the embedded default, everything)."""
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_to_head(settings.database_url)
+    demo_password = _with_context(_create_demo_host_if_empty)
+    typer.echo(
+        f"Vidivo is running at http://{host}:{port}  (public URL {settings.public_base_url})"
+    )
+    typer.echo(f"API reference: http://{host}:{port}/docs")
+    if demo_password:
+        typer.echo(f"Demo host: {DEMO_EMAIL} / {demo_password}  (verified, payouts ready)")
+    from vidivo.app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@hosts.command("create")
+def hosts_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="Password (10+ characters).")],
+    display_name: Annotated[str, typer.Option(help="Name guests see.")],
+    verified: Annotated[bool, typer.Option(help="Mark the email as verified.")] = False,
+    connected: Annotated[
+        bool,
+        typer.Option(help="Mark the payout account ready (simulated payments only)."),
+    ] = False,
+) -> None:
+    """Create a host account."""
+    settings = _settings()
+    if connected and settings.payments != PaymentsMode.SIMULATED:
+        _fail("--connected is only allowed with VIDIVO_PAYMENTS=simulated; onboard through Stripe.")
+    if len(password) < 10:
+        _fail("The password must have at least 10 characters.")
+
+    async def work(context: AppContext) -> str:
+        async with context.session_factory() as db:
+            user = await auth_service.create_user(
+                db,
+                context,
+                email=email,
+                password=password,
+                display_name=display_name,
+                verified=verified,
+            )
+            await db.commit()  # the provider is called outside any open write transaction
+            if connected:
+                await payouts.connect_simulated(db, context.payments, context.clock, user)
+                await db.commit()
+        await context.mailer.deliver_pending()
+        return user.id
+
+    try:
+        user_id = _with_context(work)
+    except ApiError as exc:
+        _fail(exc.message)
+    typer.echo(f"created host {user_id} <{email.lower()}>")
+
+
+def _update_host(email: str, change: Callable[[User, AppContext], None]) -> None:
+    async def work(context: AppContext) -> None:
+        async with context.session_factory() as db:
+            user = await auth_service.get_user_by_email_or_404(db, email)
+            change(user, context)
+            await db.commit()
+
+    try:
+        _with_context(work)
+    except ApiError as exc:
+        _fail(exc.message)
+
+
+@hosts.command("verify")
+def hosts_verify(email: str) -> None:
+    """Mark a host's email as verified."""
+
+    def change(user: User, context: AppContext) -> None:
+        user.email_verified_at = user.email_verified_at or context.clock.now()
+
+    _update_host(email, change)
+    typer.echo(f"verified {email.lower()}")
+
+
+@hosts.command("suspend")
+def hosts_suspend(email: str) -> None:
+    """Suspend a host: no new links, and their links take no new calls."""
+
+    def change(user: User, context: AppContext) -> None:
+        user.suspended_at = user.suspended_at or context.clock.now()
+
+    _update_host(email, change)
+    typer.echo(f"suspended {email.lower()}")
+
+
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 0.5,
+) -> None:
+    """Run a billing worker: advances due windows; run as many as you like side by side."""
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    async def work(context: AppContext) -> None:
+        await context.worker.run_forever(interval)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _with_context(work)
+
+
+@billing.command("audit")
+def billing_audit() -> None:
+    """Check the ledger: for every ended call, captured == billed and released == held − captured.
+    Exits 1 on any mismatch."""
+
+    async def work(context: AppContext) -> list[AuditFinding]:
+        async with context.session_factory() as db:
+            return await audit(db)
+
+    findings = _with_context(work)
+    for finding in findings:
+        typer.secho(f"{finding.session_id}: {finding.problem}", fg=typer.colors.RED)
+    if findings:
+        raise typer.Exit(code=1)
+    typer.echo("ledger balanced: every ended call captured what it billed")
+
+
+if __name__ == "__main__":
+    app()

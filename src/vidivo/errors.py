@@ -1,0 +1,167 @@
+"""One error type tree, rendered in the seed's shape by one set of handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    code = "internal_error"
+    status = 500
+    message = "Something went wrong on our side."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.details = details or []
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(ApiError):
+    code, status, message = "validation_error", 400, "The request is not valid."
+
+    @classmethod
+    def field(cls, field: str, message: str) -> ValidationFailed:
+        return cls(message, details=[{"field": field, "message": message}])
+
+
+class Unauthorized(ApiError):
+    code, status, message = "unauthorized", 401, "A valid bearer token is required."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kwargs)
+
+
+class InvalidCredentials(ApiError):
+    code, status, message = (
+        "invalid_credentials",
+        401,
+        "Email or password is incorrect.",
+    )
+
+
+class Forbidden(ApiError):
+    code, status, message = "forbidden", 403, "You are not allowed to do this."
+
+
+class NotFound(ApiError):
+    code, status, message = "not_found", 404, "Not found."
+
+
+class Conflict(ApiError):
+    code, status, message = (
+        "conflict",
+        409,
+        "The request conflicts with the current state.",
+    )
+
+
+class IdempotencyConflict(ApiError):
+    code, status = "idempotency_conflict", 409
+    message = "This Idempotency-Key was already used with a different request."
+
+
+class PayloadTooLarge(ApiError):
+    code, status, message = "payload_too_large", 413, "The request body is too large."
+
+
+class UnsupportedMediaType(ApiError):
+    code, status, message = (
+        "unsupported_media_type",
+        415,
+        "Send JSON (application/json).",
+    )
+
+
+class RateLimited(ApiError):
+    code, status, message = "rate_limited", 429, "Too many requests; try again later."
+
+    def __init__(self, retry_after_seconds: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_seconds))})
+
+
+class ServiceUnavailable(ApiError):
+    code, status, message = (
+        "service_unavailable",
+        503,
+        "The service is temporarily unavailable.",
+    )
+
+
+_HTTP_STATUS_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(
+        error_body(error.code, error.message, error.details),
+        status_code=error.status,
+        headers=error.headers,
+    )
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    details = []
+    for err in errors:
+        message = str(err.get("msg", "Invalid value."))
+        # Pydantic prefixes custom errors with "Value error, "; users need only the reason.
+        message = message.removeprefix("Value error, ")
+        details.append({"field": _field_path(err.get("loc", ())), "message": message})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        return error_response(ValidationFailed(details=details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_STATUS_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(ApiError())

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from vidivo.auth.deps import CurrentHost, OptionalPrincipal
+from vidivo.auth.service import Principal
+from vidivo.deps import Context, DbSession
+from vidivo.idempotency import service as idempotency
+from vidivo.links import service
+from vidivo.links.models import Link
+from vidivo.links.schemas import (
+    HostPublic,
+    LinkCreate,
+    LinkListResponse,
+    LinkLookupResponse,
+    LinkOut,
+    LinkResponse,
+    LinkSummary,
+    OwnerLink,
+    PublicLink,
+)
+from vidivo.money import format_cents
+from vidivo.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from vidivo.schemas import Pagination, error_responses
+
+router = APIRouter(tags=["links"])
+
+
+async def require_link_creator(principal: CurrentHost, db: DbSession) -> Principal:
+    """403/402 are decided before the body is validated: who you are comes first."""
+    await service.ensure_can_create_links(db, principal.user)
+    return principal
+
+
+LinkCreator = Annotated[Principal, Depends(require_link_creator)]
+
+
+def _url(context: Context, link: Link) -> str:
+    return f"{context.settings.public_base_url}/c/{link.short_code}"
+
+
+def _summary_fields(context: Context, link: Link) -> dict[str, object]:
+    return {
+        "id": link.id,
+        "short_code": link.short_code,
+        "url": _url(context, link),
+        "rate_per_minute": format_cents(link.rate_cents),
+        "window_size_minutes": link.window_size_minutes,
+        "expires_at": link.expires_at,
+        "max_uses": link.max_uses,
+        "use_count": link.use_count,
+        "label": link.label,
+        "is_active": link.is_active,
+        "created_at": link.created_at,
+    }
+
+
+def link_out(context: Context, link: Link) -> LinkOut:
+    return LinkOut(
+        **_summary_fields(context, link),
+        host_id=link.host_id,
+        scheduled_start=link.scheduled_start,
+        scheduled_end=link.scheduled_end,
+    )
+
+
+@router.post(
+    "/v1/links",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LinkResponse,
+    responses=error_responses(401, 402, 403, 409),
+    summary="Create a call link",
+)
+async def create_link(
+    body: LinkCreate,
+    principal: LinkCreator,
+    db: DbSession,
+    context: Context,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    key = idempotency.validate_key(idempotency_key)
+
+    async def create() -> tuple[int, dict[str, object]]:
+        link = await service.create_link(db, context.clock, principal.user, body)
+        return 201, LinkResponse(link=link_out(context, link)).model_dump(mode="json")
+
+    stored = await idempotency.run_once(
+        db,
+        context.clock,
+        owner=principal.user.id,
+        endpoint="POST /v1/links",
+        key=key,
+        request_body=body.model_dump(mode="json"),
+        action=create,
+    )
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+@router.get(
+    "/v1/links",
+    responses=error_responses(400, 401, 403),
+    summary="List the calling host's call links, newest first",
+)
+async def list_links(
+    principal: CurrentHost,
+    db: DbSession,
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    active: Annotated[bool | None, Query()] = None,
+) -> LinkListResponse:
+    page = await service.list_links(
+        db, context.cursors, principal.user, limit=limit, cursor=cursor, active=active
+    )
+    return LinkListResponse(
+        links=[LinkSummary(**_summary_fields(context, link)) for link in page.links],
+        pagination=Pagination(cursor=page.cursor, has_more=page.has_more, limit=page.limit),
+    )
+
+
+@router.get(
+    "/v1/links/{short_code}",
+    responses=error_responses(401, 404, 410),
+    summary="Open a call link: public details, or everything for its owner",
+)
+async def get_link(
+    short_code: str, principal: OptionalPrincipal, db: DbSession, context: Context
+) -> LinkLookupResponse:
+    link, host = await service.get_usable_for_view(db, context.clock, short_code)
+    host_public = HostPublic(display_name=host.display_name)
+    if principal is not None and principal.user.id == link.host_id:
+        owner_view = link_out(context, link)
+        return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
+    return LinkLookupResponse(
+        link=PublicLink(
+            short_code=link.short_code,
+            url=_url(context, link),
+            host=host_public,
+            rate_per_minute=format_cents(link.rate_cents),
+            window_size_minutes=link.window_size_minutes,
+            is_active=link.is_active,
+            scheduled_start=link.scheduled_start,
+            scheduled_end=link.scheduled_end,
+        )
+    )
+
+
+@router.delete(
+    "/v1/links/{link_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404),
+    summary="Deactivate a call link (soft delete; running sessions continue)",
+)
+async def delete_link(
+    link_id: str, principal: CurrentHost, db: DbSession, context: Context
+) -> Response:
+    await service.deactivate_link(db, context.clock, principal.user, link_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

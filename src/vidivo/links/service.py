@@ -1,0 +1,199 @@
+"""Call links: creation with the seed's bounds, the host's pages, public lookup, soft delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vidivo.auth.models import User
+from vidivo.clock import Clock
+from vidivo.db import looks_like_id, utc_now_seconds
+from vidivo.errors import ApiError, Forbidden, NotFound, ValidationFailed
+from vidivo.links.codes import looks_like_short_code, new_short_code
+from vidivo.links.models import Link
+from vidivo.links.schemas import LinkCreate
+from vidivo.money import parse_amount_to_cents
+from vidivo.pagination import MAX_LIMIT, CursorSigner, keyset_page
+from vidivo.payouts import service as payouts
+from vidivo.schemas import format_timestamp
+
+_CODE_ATTEMPTS = 5
+
+
+class StripeNotConnected(ApiError):
+    code, status = "stripe_not_connected", 402
+    message = "Finish payout onboarding (Stripe) before creating call links."
+
+
+class LinkExpired(ApiError):
+    code, status, message = "link_expired", 410, "This call link has expired."
+
+
+class LinkExhausted(ApiError):
+    code, status, message = (
+        "link_exhausted",
+        410,
+        "This call link has reached its maximum uses.",
+    )
+
+
+@dataclass(frozen=True)
+class LinkPage:
+    links: list[Link]
+    cursor: str | None
+    has_more: bool
+    limit: int
+
+
+def _validate_times(body: LinkCreate, now: datetime) -> None:
+    errors: list[dict[str, str]] = []
+    if body.expires_at is not None and body.expires_at <= now:
+        errors.append({"field": "expires_at", "message": "must be in the future"})
+    start, end = body.scheduled_start, body.scheduled_end
+    if start is not None and end is not None and start >= end:
+        errors.append({"field": "scheduled_end", "message": "must be after scheduled_start"})
+    if end is not None and end <= now:
+        errors.append({"field": "scheduled_end", "message": "must be in the future"})
+    if start is not None and body.expires_at is not None and start >= body.expires_at:
+        errors.append({"field": "scheduled_start", "message": "must be before expires_at"})
+    if errors:
+        raise ValidationFailed("The link's dates are not valid.", details=errors)
+
+
+async def ensure_can_create_links(db: AsyncSession, host: User) -> None:
+    if not host.is_verified_host:
+        raise Forbidden("Only a verified host can create call links; verify your email first.")
+    if not await payouts.charges_enabled(db, host.id):
+        raise StripeNotConnected()
+
+
+async def create_link(db: AsyncSession, clock: Clock, host: User, body: LinkCreate) -> Link:
+    await ensure_can_create_links(db, host)
+    now = clock.now()
+    _validate_times(body, now)
+    for _ in range(_CODE_ATTEMPTS):
+        code = new_short_code()
+        # Checked rather than caught: a failed INSERT would doom the whole transaction (and
+        # SQLite has no dependable savepoints). A duplicate among 36^10 codes is not expected.
+        if await db.scalar(select(Link.id).where(Link.short_code == code)) is not None:
+            continue
+        link = Link(
+            short_code=code,
+            host_id=host.id,
+            rate_cents=parse_amount_to_cents(body.rate_per_minute),
+            window_size_minutes=body.window_size_minutes,
+            expires_at=body.expires_at,
+            max_uses=body.max_uses,
+            use_count=0,
+            label=body.label,
+            scheduled_start=body.scheduled_start,
+            scheduled_end=body.scheduled_end,
+            is_active=True,
+            created_at=utc_now_seconds(now),
+        )
+        db.add(link)
+        await db.flush()
+        return link
+    raise ApiError("Could not allocate a short code; try again.")
+
+
+async def list_links(
+    db: AsyncSession,
+    signer: CursorSigner,
+    host: User,
+    *,
+    limit: int,
+    cursor: str | None,
+    active: bool | None,
+) -> LinkPage:
+    query = select(Link).where(Link.host_id == host.id)
+    if active is not None:
+        query = query.where(Link.is_active.is_(active))
+    rows, next_cursor, has_more = await keyset_page(
+        db, query, Link.id, signer, owner=host.id, limit=limit, cursor=cursor
+    )
+    return LinkPage(rows, next_cursor, has_more, min(limit, MAX_LIMIT))
+
+
+async def get_usable_for_view(db: AsyncSession, clock: Clock, short_code: str) -> tuple[Link, User]:
+    """The link behind a short code as a guest may open it, or the seed's 404/410."""
+    code = short_code.lower()
+    if not looks_like_short_code(code):
+        raise NotFound("No call link with this code.")
+    row = (
+        await db.execute(
+            select(Link, User).join(User, User.id == Link.host_id).where(Link.short_code == code)
+        )
+    ).first()
+    # A suspended host's links take no calls: to guests they are as gone as deleted ones.
+    if row is None or not row[0].is_active or row[1].suspended_at is not None:
+        raise NotFound("No call link with this code.")
+    link, host = row[0], row[1]
+    if link.is_expired(clock.now()):
+        raise LinkExpired()
+    if link.is_exhausted:
+        raise LinkExhausted()
+    return link, host
+
+
+class LinkNotInSchedule(ApiError):
+    code, status, message = "link_not_in_schedule", 409, "This call link is not open right now."
+
+
+def ensure_in_schedule(link: Link, now: datetime) -> None:
+    before = link.scheduled_start is not None and now < link.scheduled_start
+    after = link.scheduled_end is not None and now >= link.scheduled_end
+    if before or after:
+        details = [
+            {"field": "scheduled_start", "message": format_timestamp(link.scheduled_start)}
+            if link.scheduled_start
+            else None,
+            {"field": "scheduled_end", "message": format_timestamp(link.scheduled_end)}
+            if link.scheduled_end
+            else None,
+        ]
+        raise LinkNotInSchedule(
+            "This call link opens later." if before else "This call link's schedule has ended.",
+            details=[d for d in details if d is not None],
+        )
+
+
+async def consume_use(db: AsyncSession, link_id: str, now: datetime) -> bool:
+    """Take one use atomically: with `max_uses: 1` and a crowd racing, exactly one wins."""
+    result = await db.execute(
+        update(Link)
+        .where(
+            Link.id == link_id,
+            Link.is_active.is_(True),
+            or_(Link.max_uses.is_(None), Link.use_count < Link.max_uses),
+            or_(Link.expires_at.is_(None), Link.expires_at > now),
+        )
+        .values(use_count=Link.use_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def give_back_use(db: AsyncSession, link_id: str) -> None:
+    """A call that never happened (declined, host no-show) does not count against the link."""
+    await db.execute(
+        update(Link)
+        .where(Link.id == link_id, Link.use_count > 0)
+        .values(use_count=Link.use_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def deactivate_link(db: AsyncSession, clock: Clock, host: User, link_id: str) -> None:
+    link = await db.get(Link, link_id) if looks_like_id(link_id) else None
+    if link is None:
+        raise NotFound("No call link with this id.")
+    if link.host_id != host.id:
+        raise Forbidden("You do not own this call link.")
+    # Soft delete: new sessions stop; sessions already running keep going and are billed.
+    if link.is_active:
+        link.is_active = False
+        link.deleted_at = clock.now()

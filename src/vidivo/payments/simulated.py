@@ -1,0 +1,407 @@
+"""The `simulated` provider: Stripe's behaviour for test cards, with no keys and no network.
+
+Test PaymentMethods: `pm_card_visa` (and `pm_card_mastercard`) succeed;
+`pm_card_chargeDeclined` is declined (`generic_decline`);
+`pm_card_chargeDeclinedInsufficientFunds` is declined (`insufficient_funds`);
+`pm_card_authenticationRequired` needs 3-D Secure, which a hold cannot do;
+`pm_sim_decline_after_N` authorizes its first N holds, then `insufficient_funds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vidivo.clock import Clock
+from vidivo.db import new_id
+from vidivo.payments.provider import (
+    AccountStatus,
+    AuthenticationRequired,
+    CardDeclined,
+    Hold,
+    HoldRequest,
+    HoldStatus,
+    InvalidPaymentRequest,
+    PaymentError,
+    Refund,
+    TransientPaymentError,
+)
+from vidivo.payments.sim_models import (
+    SimAccount,
+    SimAttachedCard,
+    SimCustomer,
+    SimIdempotencyKey,
+    SimPaymentIntent,
+    SimRefund,
+)
+
+# Card networks let an uncaptured authorization lapse; Stripe cancels it after 7 days.
+AUTHORIZATION_LIFETIME = timedelta(days=7)
+ONBOARDING_REQUIREMENTS = ["business_profile.url", "external_account", "tos_acceptance.date"]
+_APPROVED = {"pm_card_visa", "pm_card_mastercard"}
+_DECLINES = {
+    "pm_card_chargeDeclined": ("generic_decline", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": (
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+}
+_DECLINE_AFTER = re.compile(r"^pm_sim_decline_after_([0-9]{1,4})$")
+T = TypeVar("T")
+
+
+def _sim_id(prefix: str) -> str:
+    return f"{prefix}_sim_{new_id().lower()}"
+
+
+def _hold(pi: SimPaymentIntent) -> Hold:
+    return Hold(
+        id=pi.id,
+        status=HoldStatus(pi.status),
+        amount_cents=pi.amount,
+        amount_captured_cents=pi.amount_captured,
+        application_fee_cents=pi.application_fee,
+    )
+
+
+def _account(account: SimAccount) -> AccountStatus:
+    return AccountStatus(
+        account_id=account.id,
+        charges_enabled=account.charges_enabled,
+        payouts_enabled=account.payouts_enabled,
+        details_submitted=account.details_submitted,
+        requirements=[] if account.details_submitted else list(ONBOARDING_REQUIREMENTS),
+    )
+
+
+_RESULT_TYPES: dict[str, type[Any]] = {
+    "AccountStatus": AccountStatus,
+    "Hold": Hold,
+    "Refund": Refund,
+}
+_ERROR_TYPES: dict[str, type[PaymentError]] = {
+    "CardDeclined": CardDeclined,
+    "AuthenticationRequired": AuthenticationRequired,
+    "InvalidPaymentRequest": InvalidPaymentRequest,
+}
+
+
+def _encode(outcome: object) -> str:
+    if isinstance(outcome, PaymentError):
+        fields = {"message": outcome.message}
+        if isinstance(outcome, CardDeclined):
+            fields["decline_code"] = outcome.decline_code
+        return json.dumps({"error": type(outcome).__name__, "fields": fields})
+    if dataclasses.is_dataclass(outcome) and not isinstance(outcome, type):
+        return json.dumps({"result": type(outcome).__name__, "fields": dataclasses.asdict(outcome)})
+    return json.dumps({"value": outcome})
+
+
+def _decode(stored: str) -> object:
+    data = json.loads(stored)
+    if "error" in data:
+        fields = data["fields"]
+        error_type = _ERROR_TYPES[data["error"]]
+        if error_type is CardDeclined:
+            return CardDeclined(fields["message"], decline_code=fields["decline_code"])
+        return error_type(fields["message"])
+    if "result" in data:
+        fields = data["fields"]
+        if data["result"] == "Hold":
+            fields["status"] = HoldStatus(fields["status"])
+        return _RESULT_TYPES[data["result"]](**fields)
+    return data["value"]
+
+
+class SimulatedProvider:
+    name = "simulated"
+
+    def __init__(
+        self, factory: async_sessionmaker[AsyncSession], clock: Clock, public_base_url: str
+    ) -> None:
+        self._factory = factory
+        self._clock = clock
+        self._base = public_base_url
+
+    async def _once(
+        self, key: str, operation: str, params: dict[str, Any], run: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Stripe's idempotency: the same key and parameters give the first outcome again
+        (errors included); the same key with other parameters is refused."""
+        fingerprint = hashlib.sha256(
+            json.dumps([operation, params], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        async with self._factory() as db:
+            db.add(
+                SimIdempotencyKey(key=key, fingerprint=fingerprint, created_at=self._clock.now())
+            )
+            try:
+                await db.commit()
+            except IntegrityError:
+                await db.rollback()
+                stored = await db.get_one(SimIdempotencyKey, key)
+                if stored.fingerprint != fingerprint:
+                    raise InvalidPaymentRequest(
+                        "Keys for idempotent requests can only be used with the same parameters."
+                    ) from None
+                if stored.result_json is None:
+                    raise TransientPaymentError(
+                        "A request with this idempotency key is still in progress."
+                    ) from None
+                outcome = _decode(stored.result_json)
+                if isinstance(outcome, PaymentError):
+                    raise outcome from None
+                return outcome  # type: ignore[return-value]
+        try:
+            result: T = await run()
+        except (CardDeclined, AuthenticationRequired, InvalidPaymentRequest) as error:
+            await self._store(key, _encode(error))
+            raise
+        except BaseException:
+            await self._forget(key)  # like Stripe after a 5xx: the key can be retried
+            raise
+        await self._store(key, _encode(result))
+        return result
+
+    async def _store(self, key: str, encoded: str) -> None:
+        async with self._factory() as db:
+            stored = await db.get_one(SimIdempotencyKey, key)
+            stored.result_json = encoded
+            await db.commit()
+
+    async def _forget(self, key: str) -> None:
+        async with self._factory() as db:
+            stored = await db.get(SimIdempotencyKey, key)
+            if stored is not None:
+                await db.delete(stored)
+                await db.commit()
+
+    # Connect accounts --------------------------------------------------------------
+
+    async def create_connected_account(
+        self, *, email: str, host_id: str, idempotency_key: str
+    ) -> AccountStatus:
+        async def run() -> AccountStatus:
+            async with self._factory() as db:
+                account = SimAccount(id=_sim_id("acct"), email=email, created_at=self._clock.now())
+                db.add(account)
+                await db.commit()
+                return _account(account)
+
+        params = {"email": email, "host_id": host_id}
+        return await self._once(idempotency_key, "create_account", params, run)
+
+    async def create_onboarding_link(
+        self, *, account_id: str, refresh_url: str, return_url: str, idempotency_key: str
+    ) -> str:
+        await self.retrieve_account(account_id)
+        return f"{self._base}/payouts/simulated-onboarding/{account_id}"
+
+    async def retrieve_account(self, account_id: str) -> AccountStatus:
+        async with self._factory() as db:
+            account = await db.get(SimAccount, account_id)
+            if account is None:
+                raise InvalidPaymentRequest(f"No such account: {account_id}")
+            return _account(account)
+
+    async def complete_onboarding(self, account_id: str) -> AccountStatus:
+        """What the host does on Stripe's hosted pages, done by one click on a local page."""
+        async with self._factory() as db:
+            account = await db.get(SimAccount, account_id)
+            if account is None:
+                raise InvalidPaymentRequest(f"No such account: {account_id}")
+            account.charges_enabled = account.payouts_enabled = True
+            account.details_submitted = True
+            await db.commit()
+            return _account(account)
+
+    # Customers and cards -----------------------------------------------------------
+
+    async def create_customer(self, *, email: str, name: str, idempotency_key: str) -> str:
+        async def run() -> str:
+            async with self._factory() as db:
+                customer = SimCustomer(
+                    id=_sim_id("cus"), email=email, name=name, created_at=self._clock.now()
+                )
+                db.add(customer)
+                await db.commit()
+                return customer.id
+
+        params = {"email": email, "name": name}
+        return await self._once(idempotency_key, "create_customer", params, run)
+
+    async def attach_payment_method(
+        self, *, customer_id: str, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        async def run() -> None:
+            _check_known_card(payment_method_id)
+            async with self._factory() as db:
+                if await db.get(SimCustomer, customer_id) is None:
+                    raise InvalidPaymentRequest(f"No such customer: {customer_id}")
+                if await db.get(SimAttachedCard, (customer_id, payment_method_id)) is None:
+                    db.add(
+                        SimAttachedCard(
+                            customer_id=customer_id, payment_method_id=payment_method_id
+                        )
+                    )
+                    await db.commit()
+
+        params = {"customer": customer_id, "payment_method": payment_method_id}
+        await self._once(idempotency_key, "attach", params, run)
+
+    # Holds -------------------------------------------------------------------------
+
+    async def place_hold(self, request: HoldRequest, *, idempotency_key: str) -> Hold:
+        async def run() -> Hold:
+            return await self._authorize(request)
+
+        return await self._once(idempotency_key, "place_hold", dataclasses.asdict(request), run)
+
+    async def _authorize(self, request: HoldRequest) -> Hold:
+        if request.amount_cents < 50:
+            raise InvalidPaymentRequest("Amount must be at least $0.50 usd.")
+        async with self._factory() as db:
+            card = await db.get(SimAttachedCard, (request.customer_id, request.payment_method_id))
+            if card is None:
+                raise InvalidPaymentRequest("The PaymentMethod is not attached to this customer.")
+            account = await db.get(SimAccount, request.destination_account_id)
+            if account is None or not account.charges_enabled:
+                raise InvalidPaymentRequest("The destination account cannot take charges.")
+            intent = SimPaymentIntent(
+                id=_sim_id("pi"),
+                status=HoldStatus.REQUIRES_CAPTURE,
+                amount=request.amount_cents,
+                customer_id=request.customer_id,
+                payment_method_id=request.payment_method_id,
+                destination_account_id=request.destination_account_id,
+                off_session=request.off_session,
+                description=request.description,
+                metadata_json=json.dumps(request.metadata),
+                created_at=self._clock.now(),
+            )
+            refusal = _refusal(request.payment_method_id, card.holds_authorized)
+            if refusal is not None:
+                intent.status = HoldStatus.FAILED
+                db.add(intent)
+                await db.commit()
+                raise refusal
+            card.holds_authorized += 1
+            db.add(intent)
+            await db.commit()
+            return _hold(intent)
+
+    async def _load_intent(self, db: AsyncSession, hold_id: str) -> SimPaymentIntent:
+        intent = await db.get(SimPaymentIntent, hold_id, with_for_update=True)
+        if intent is None:
+            raise InvalidPaymentRequest(f"No such payment_intent: {hold_id}")
+        lapsed = self._clock.now() - intent.created_at >= AUTHORIZATION_LIFETIME
+        if intent.status == HoldStatus.REQUIRES_CAPTURE and lapsed:
+            intent.status = HoldStatus.CANCELED
+        return intent
+
+    async def retrieve_hold(self, hold_id: str) -> Hold:
+        async with self._factory() as db:
+            intent = await self._load_intent(db, hold_id)
+            await db.commit()
+            return _hold(intent)
+
+    async def capture_hold(
+        self,
+        hold_id: str,
+        *,
+        amount_cents: int,
+        application_fee_cents: int,
+        idempotency_key: str,
+    ) -> Hold:
+        async def run() -> Hold:
+            async with self._factory() as db:
+                intent = await self._load_intent(db, hold_id)
+                if intent.status != HoldStatus.REQUIRES_CAPTURE:
+                    await db.commit()
+                    raise InvalidPaymentRequest(
+                        f"This PaymentIntent could not be captured because it has a status "
+                        f"of {intent.status}."
+                    )
+                if not 0 < amount_cents <= intent.amount:
+                    raise InvalidPaymentRequest("amount_to_capture exceeds the authorized amount.")
+                if not 0 <= application_fee_cents <= amount_cents:
+                    raise InvalidPaymentRequest("application_fee_amount exceeds the capture.")
+                # Capturing part releases the rest of the authorization at once.
+                intent.status = HoldStatus.SUCCEEDED
+                intent.amount_captured = amount_cents
+                intent.application_fee = application_fee_cents
+                await db.commit()
+                return _hold(intent)
+
+        params = {"hold": hold_id, "amount": amount_cents, "fee": application_fee_cents}
+        return await self._once(idempotency_key, "capture", params, run)
+
+    async def cancel_hold(self, hold_id: str, *, idempotency_key: str) -> Hold:
+        async def run() -> Hold:
+            async with self._factory() as db:
+                intent = await self._load_intent(db, hold_id)
+                if intent.status == HoldStatus.SUCCEEDED:
+                    raise InvalidPaymentRequest(
+                        "You cannot cancel this PaymentIntent because it has a status of succeeded."
+                    )
+                intent.status = HoldStatus.CANCELED
+                await db.commit()
+                return _hold(intent)
+
+        return await self._once(idempotency_key, "cancel", {"hold": hold_id}, run)
+
+    async def refund(self, hold_id: str, *, amount_cents: int, idempotency_key: str) -> Refund:
+        async def run() -> Refund:
+            async with self._factory() as db:
+                intent = await self._load_intent(db, hold_id)
+                if intent.status != HoldStatus.SUCCEEDED:
+                    raise InvalidPaymentRequest("Only a captured payment can be refunded.")
+                refundable = intent.amount_captured - intent.amount_refunded
+                if not 0 < amount_cents <= refundable:
+                    raise InvalidPaymentRequest(
+                        f"Refund amount must be between 0.01 and {refundable / 100:.2f}."
+                    )
+                intent.amount_refunded += amount_cents
+                refund = SimRefund(
+                    id=_sim_id("re"),
+                    payment_intent_id=hold_id,
+                    amount=amount_cents,
+                    created_at=self._clock.now(),
+                )
+                db.add(refund)
+                await db.commit()
+                return Refund(refund.id, hold_id, amount_cents, "succeeded")
+
+        params = {"hold": hold_id, "amount": amount_cents}
+        return await self._once(idempotency_key, "refund", params, run)
+
+
+def _check_known_card(payment_method_id: str) -> None:
+    known = (
+        payment_method_id in _APPROVED
+        or payment_method_id in _DECLINES
+        or payment_method_id == "pm_card_authenticationRequired"
+        or _DECLINE_AFTER.fullmatch(payment_method_id)
+    )
+    if not known:
+        raise InvalidPaymentRequest(f"No such PaymentMethod: '{payment_method_id}'")
+
+
+def _refusal(payment_method_id: str, holds_authorized: int) -> PaymentError | None:
+    if payment_method_id in _DECLINES:
+        code, message = _DECLINES[payment_method_id]
+        return CardDeclined(message, decline_code=code)
+    if payment_method_id == "pm_card_authenticationRequired":
+        return AuthenticationRequired("This card needs authentication, which a hold cannot do.")
+    match = _DECLINE_AFTER.fullmatch(payment_method_id)
+    if match and holds_authorized >= int(match.group(1)):
+        return CardDeclined("Your card has insufficient funds.", decline_code="insufficient_funds")
+    return None

@@ -1,0 +1,257 @@
+"""The `stripe` provider: the official SDK, Connect destination charges, manual capture."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import stripe
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from vidivo.config import Settings
+from vidivo.payments.provider import (
+    AccountStatus,
+    AuthenticationRequired,
+    CardDeclined,
+    Hold,
+    HoldRequest,
+    HoldStatus,
+    InvalidPaymentRequest,
+    PaymentError,
+    ProviderRateLimited,
+    Refund,
+    TransientPaymentError,
+)
+
+T = TypeVar("T")
+_STATUS = {
+    "requires_capture": HoldStatus.REQUIRES_CAPTURE,
+    "succeeded": HoldStatus.SUCCEEDED,
+    "canceled": HoldStatus.CANCELED,
+    "requires_action": HoldStatus.REQUIRES_ACTION,
+    "requires_confirmation": HoldStatus.REQUIRES_ACTION,
+    "processing": HoldStatus.REQUIRES_ACTION,
+    "requires_payment_method": HoldStatus.FAILED,
+}
+
+
+def _translate(error: stripe.StripeError) -> PaymentError:
+    message = error.user_message or str(error) or "The payment provider refused the request."
+    if isinstance(error, stripe.CardError):
+        if error.code == "authentication_required":
+            return AuthenticationRequired(message)
+        details = error.error.to_dict() if error.error else {}
+        decline_code = details.get("decline_code") or error.code or "card_declined"
+        return CardDeclined(message, decline_code=str(decline_code))
+    if isinstance(error, stripe.RateLimitError):
+        retry_after = (error.headers or {}).get("retry-after") or "1"
+        return ProviderRateLimited(message, retry_after_seconds=float(retry_after))
+    if isinstance(error, stripe.APIConnectionError) or (
+        isinstance(error, stripe.APIError) and (error.http_status or 500) >= 500
+    ):
+        return TransientPaymentError(message)
+    if isinstance(error, stripe.InvalidRequestError | stripe.IdempotencyError):
+        return InvalidPaymentRequest(message)
+    return PaymentError(message)
+
+
+class _WaitForRateLimit(wait_base):
+    """Back off exponentially, but never sooner than the provider's Retry-After."""
+
+    def __init__(self) -> None:
+        self._exponential = wait_exponential_jitter(multiplier=0.25, max=8)
+
+    def __call__(self, retry_state: Any) -> float:
+        base: float = self._exponential(retry_state)
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, ProviderRateLimited):
+            return max(base, error.retry_after_seconds)
+        return base
+
+
+def _hold(intent: Any) -> Hold:
+    data = intent.to_dict()
+    status = _STATUS.get(str(data.get("status")), HoldStatus.FAILED)
+    return Hold(
+        id=str(data["id"]),
+        status=status,
+        amount_cents=int(data["amount"]),
+        amount_captured_cents=int(data.get("amount_received") or 0),
+        application_fee_cents=int(data.get("application_fee_amount") or 0),
+    )
+
+
+def _account(account: Any) -> AccountStatus:
+    data = account.to_dict()
+    requirements = (data.get("requirements") or {}).get("currently_due") or []
+    return AccountStatus(
+        account_id=str(data["id"]),
+        charges_enabled=bool(data.get("charges_enabled")),
+        payouts_enabled=bool(data.get("payouts_enabled")),
+        details_submitted=bool(data.get("details_submitted")),
+        requirements=[str(r) for r in requirements],
+    )
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.stripe_secret_key is not None
+        # Retries are ours (tenacity, below): the SDK's own would be invisible to pacing.
+        self._client = stripe.StripeClient(
+            settings.stripe_secret_key,
+            base_addresses={"api": settings.stripe_api_base},
+            http_client=stripe.HTTPXClient(allow_sync_methods=False),
+            max_network_retries=0,
+        )
+        self._attempts = settings.stripe_max_retries + 1
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One provider call, retried on transient failures with the same idempotency key."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientPaymentError),
+            stop=stop_after_attempt(self._attempts),
+            wait=_WaitForRateLimit(),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    return await request()
+                except stripe.StripeError as error:
+                    raise _translate(error) from error
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    @staticmethod
+    def _options(idempotency_key: str) -> Any:
+        return {"idempotency_key": idempotency_key}
+
+    async def create_connected_account(
+        self, *, email: str, host_id: str, idempotency_key: str
+    ) -> AccountStatus:
+        params: Any = {
+            "type": "express",
+            "email": email,
+            "capabilities": {
+                "card_payments": {"requested": True},
+                "transfers": {"requested": True},
+            },
+            "metadata": {"host_id": host_id},
+        }
+        account = await self._call(
+            lambda: self._client.v1.accounts.create_async(params, self._options(idempotency_key))
+        )
+        return _account(account)
+
+    async def create_onboarding_link(
+        self, *, account_id: str, refresh_url: str, return_url: str, idempotency_key: str
+    ) -> str:
+        params: Any = {
+            "account": account_id,
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+            "type": "account_onboarding",
+        }
+        link = await self._call(
+            lambda: self._client.v1.account_links.create_async(
+                params, self._options(idempotency_key)
+            )
+        )
+        return str(link.url)
+
+    async def retrieve_account(self, account_id: str) -> AccountStatus:
+        account = await self._call(lambda: self._client.v1.accounts.retrieve_async(account_id))
+        return _account(account)
+
+    async def create_customer(self, *, email: str, name: str, idempotency_key: str) -> str:
+        params: Any = {"email": email, "name": name}
+        customer = await self._call(
+            lambda: self._client.v1.customers.create_async(params, self._options(idempotency_key))
+        )
+        return str(customer.id)
+
+    async def attach_payment_method(
+        self, *, customer_id: str, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        params: Any = {"customer": customer_id}
+        await self._call(
+            lambda: self._client.v1.payment_methods.attach_async(
+                payment_method_id, params, self._options(idempotency_key)
+            )
+        )
+
+    async def place_hold(self, request: HoldRequest, *, idempotency_key: str) -> Hold:
+        params: Any = {
+            "amount": request.amount_cents,
+            "currency": "usd",
+            "customer": request.customer_id,
+            "payment_method": request.payment_method_id,
+            "payment_method_types": ["card"],
+            "capture_method": "manual",
+            "confirm": True,
+            # A destination charge: the host's connected account receives the funds.
+            "transfer_data": {"destination": request.destination_account_id},
+            "description": request.description,
+            "metadata": request.metadata,
+        }
+        if request.off_session:
+            params["off_session"] = True
+        else:
+            params["setup_future_usage"] = "off_session"  # later windows reuse the card
+        intent = await self._call(
+            lambda: self._client.v1.payment_intents.create_async(
+                params, self._options(idempotency_key)
+            )
+        )
+        hold = _hold(intent)
+        if hold.status == HoldStatus.REQUIRES_ACTION:
+            raise AuthenticationRequired("This card needs authentication, which a hold cannot do.")
+        if hold.status != HoldStatus.REQUIRES_CAPTURE:
+            raise CardDeclined("Your card was declined.", decline_code="generic_decline")
+        return hold
+
+    async def retrieve_hold(self, hold_id: str) -> Hold:
+        intent = await self._call(lambda: self._client.v1.payment_intents.retrieve_async(hold_id))
+        return _hold(intent)
+
+    async def capture_hold(
+        self,
+        hold_id: str,
+        *,
+        amount_cents: int,
+        application_fee_cents: int,
+        idempotency_key: str,
+    ) -> Hold:
+        params: Any = {
+            "amount_to_capture": amount_cents,
+            "application_fee_amount": application_fee_cents,
+        }
+        intent = await self._call(
+            lambda: self._client.v1.payment_intents.capture_async(
+                hold_id, params, self._options(idempotency_key)
+            )
+        )
+        return _hold(intent)
+
+    async def cancel_hold(self, hold_id: str, *, idempotency_key: str) -> Hold:
+        intent = await self._call(
+            lambda: self._client.v1.payment_intents.cancel_async(
+                hold_id, {}, self._options(idempotency_key)
+            )
+        )
+        return _hold(intent)
+
+    async def refund(self, hold_id: str, *, amount_cents: int, idempotency_key: str) -> Refund:
+        params: Any = {
+            "payment_intent": hold_id,
+            "amount": amount_cents,
+            # Take the money back from the host's account and return our fee share with it.
+            "reverse_transfer": True,
+            "refund_application_fee": True,
+        }
+        refund = await self._call(
+            lambda: self._client.v1.refunds.create_async(params, self._options(idempotency_key))
+        )
+        return Refund(str(refund.id), hold_id, int(refund.amount), str(refund.status))

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vidivo.auth.deps import CurrentHost
+from vidivo.deps import Context, DbSession
+from vidivo.payouts import service
+from vidivo.payouts.schemas import OnboardingLink, PayoutStatus
+from vidivo.schemas import error_responses
+
+router = APIRouter(tags=["payouts"])
+
+
+@router.post(
+    "/v1/host/payouts/onboarding",
+    responses=error_responses(401, 403, 502),
+    summary="Start (or resume) payout onboarding: a one-time link to the provider's pages",
+)
+async def start_onboarding(
+    principal: CurrentHost, db: DbSession, context: Context
+) -> OnboardingLink:
+    url = await service.start_onboarding(
+        db,
+        context.payments,
+        context.clock,
+        principal.user,
+        base_url=context.settings.public_base_url,
+    )
+    return OnboardingLink(url=url)
+
+
+@router.get(
+    "/v1/host/payouts",
+    responses=error_responses(401, 403, 502),
+    summary="The host's payout account: can it take charges, what is still due",
+)
+async def payout_status(principal: CurrentHost, db: DbSession, context: Context) -> PayoutStatus:
+    return await service.payout_status(db, context.payments, context.clock, principal.user)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
+
+from vidivo.money import parse_amount_to_cents
+from vidivo.schemas import Pagination, RequestModel, Timestamp
+
+
+def _amount(text: str) -> str:
+    parse_amount_to_cents(text)
+    return text
+
+
+class SessionStart(RequestModel):
+    guest_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)
+    ]
+    guest_email: EmailStr = Field(max_length=320)
+    payment_method_id: Annotated[str, StringConstraints(min_length=3, max_length=80)]
+    max_spend: Annotated[str, AfterValidator(_amount)] | None = Field(
+        default=None, description="Most the guest will pay (decimal string); the call ends first."
+    )
+
+
+class PaymentMethodUpdate(RequestModel):
+    payment_method_id: Annotated[str, StringConstraints(min_length=3, max_length=80)]
+
+
+class SessionOut(BaseModel):
+    id: str
+    link_id: str
+    state: str
+    end_reason: str | None
+    guest_name: str
+    rate_per_minute: str
+    window_size_minutes: int
+    max_spend: str | None
+    live_seconds: int
+    billed: str
+    current_window: int | None
+    next_renewal_at: Timestamp | None
+    hold_declined: bool
+    created_at: Timestamp
+    went_live_at: Timestamp | None
+    ended_at: Timestamp | None
+
+
+class SessionResponse(BaseModel):
+    session: SessionOut
+
+
+class SessionStarted(BaseModel):
+    session: SessionOut
+    guest_token: str
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+    pagination: Pagination
+
+
+class WindowCharge(BaseModel):
+    number: int
+    state: str
+    held: str
+    captured: str
+    released: str
+
+
+class ChargeTotals(BaseModel):
+    held: str
+    captured: str
+    released: str
+    platform_fee: str
+
+
+class Charges(BaseModel):
+    windows: list[WindowCharge]
+    totals: ChargeTotals

@@ -1,0 +1,469 @@
+"""Call sessions: starting one against a link, the host's answer, presence, the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from vidivo.auth.models import User
+from vidivo.auth.service import GuestPrincipal, Principal, issue_guest_token
+from vidivo.billing import windows
+from vidivo.billing.engine import BillingEngine
+from vidivo.billing.models import BillingWindow, WindowState
+from vidivo.billing.timeline import begin_ending, coverage_minutes, live_ms
+from vidivo.db import looks_like_id
+from vidivo.deps import AppContext
+from vidivo.errors import ApiError, Conflict, NotFound, ValidationFailed
+from vidivo.links import service as links
+from vidivo.mail.service import queue_email
+from vidivo.money import parse_amount_to_cents
+from vidivo.pagination import keyset_page
+from vidivo.payments.provider import (
+    AuthenticationRequired,
+    CardDeclined,
+    InvalidPaymentRequest,
+    PaymentError,
+)
+from vidivo.payouts import service as payouts
+from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
+from vidivo.sessions.schemas import SessionStart
+
+HOST_JOIN_TIMEOUT = timedelta(minutes=10)
+
+
+class PaymentFailed(ApiError):
+    code, status, message = "payment_failed", 402, "The card was declined."
+
+
+class HostUnavailable(ApiError):
+    code, status = "host_unavailable", 409
+    message = "This host cannot take paid calls right now."
+
+
+class InvalidSessionState(ApiError):
+    code, status = "invalid_state", 409
+    message = "The call is not in a state that allows this."
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    session: CallSession
+    guest_token: str
+
+
+async def _load(db: AsyncSession, session_id: str) -> CallSession:
+    session = (
+        await db.get(CallSession, session_id, populate_existing=True)
+        if looks_like_id(session_id)
+        else None
+    )
+    if session is None:
+        raise NotFound("No call session with this id.")
+    return session
+
+
+def ensure_may_view(session: CallSession, caller: Principal | GuestPrincipal) -> None:
+    if isinstance(caller, GuestPrincipal):
+        if caller.session_id != session.id:
+            raise NotFound("No call session with this id.")
+    elif caller.user.id != session.host_id and caller.user.role != "admin":
+        raise NotFound("No call session with this id.")
+
+
+async def get_for(
+    db: AsyncSession, session_id: str, caller: Principal | GuestPrincipal
+) -> CallSession:
+    session = await _load(db, session_id)
+    ensure_may_view(session, caller)
+    return session
+
+
+async def windows_of(db: AsyncSession, session_id: str) -> list[BillingWindow]:
+    return list(
+        await db.scalars(
+            select(BillingWindow)
+            .where(BillingWindow.session_id == session_id)
+            .order_by(BillingWindow.number)
+        )
+    )
+
+
+async def start(
+    context: AppContext, engine: BillingEngine, short_code: str, body: SessionStart
+) -> StartedSession:
+    """Hold the first window, and only then take a use of the link."""
+    clock, provider = context.clock, context.payments
+    async with context.session_factory() as db:
+        link, host = await links.get_usable_for_view(db, clock, short_code)
+        links.ensure_in_schedule(link, clock.now())
+        account = await payouts.get_account(db, host.id)
+        if account is None or not account.charges_enabled:
+            raise HostUnavailable()
+        max_minutes = _max_minutes(body.max_spend, link.rate_cents)
+        first_minutes = link.window_size_minutes
+        if max_minutes is not None:
+            first_minutes = min(first_minutes, max_minutes)
+        now = clock.now()
+        session = CallSession(
+            link_id=link.id,
+            host_id=host.id,
+            state=SessionState.PENDING_PAYMENT,
+            guest_name=body.guest_name,
+            guest_email=str(body.guest_email).lower(),
+            payment_method_id=body.payment_method_id,
+            destination_account_id=account.account_id,
+            rate_cents=link.rate_cents,
+            window_minutes=link.window_size_minutes,
+            fee_basis_points=int(context.settings.platform_fee_percent * 100),
+            max_minutes=max_minutes,
+            created_at=now,
+            next_action_at=now + engine.timings.abandoned_start,
+        )
+        db.add(session)
+        await db.flush()
+        db.add(
+            BillingWindow(
+                session_id=session.id,
+                number=1,
+                state=WindowState.AUTHORIZING,
+                start_minute=0,
+                minutes=first_minutes,
+                pending_action="hold",
+                pending_amount_cents=first_minutes * link.rate_cents,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await db.commit()
+        session_id, link_id = session.id, link.id
+
+    try:
+        customer_id = await provider.create_customer(
+            email=str(body.guest_email),
+            name=body.guest_name,
+            idempotency_key=f"session:{session_id}:customer",
+        )
+        await provider.attach_payment_method(
+            customer_id=customer_id,
+            payment_method_id=body.payment_method_id,
+            idempotency_key=f"session:{session_id}:attach:{body.payment_method_id}",
+        )
+    except PaymentError as error:
+        await _fail_start(context, session_id, "card_refused")
+        raise _start_error(error) from error
+    async with context.session_factory() as db:
+        session = await _load(db, session_id)
+        session.customer_id = customer_id
+        await db.commit()
+
+    await engine.advance(session_id)
+    async with context.session_factory() as db:
+        session = await _load(db, session_id)
+        first = (await windows_of(db, session_id))[0]
+        if first.state == WindowState.DECLINED:
+            await _fail_start(context, session_id, "card_declined")
+            raise PaymentFailed(
+                _decline_message(first.decline_code),
+                details=[{"field": "payment_method_id", "message": first.decline_code or ""}],
+            )
+        if first.state != WindowState.HELD:
+            begin_ending(session, clock.now(), "provider_unavailable")
+            await db.commit()
+            await engine.advance(session_id)
+            raise payouts.PaymentProviderUnavailable()
+        now = clock.now()
+        if not await links.consume_use(db, link_id, now):
+            begin_ending(session, now, "link_exhausted")
+            await db.commit()
+            await engine.advance(session_id)  # releases the hold the loser had placed
+            raise links.LinkExhausted()
+        session.state = SessionState.WAITING_FOR_HOST
+        session.use_consumed = True
+        session.waiting_deadline = now + engine.timings.host_join_timeout
+        session.next_action_at = session.waiting_deadline
+        await db.commit()
+    await context.hub.publish(
+        f"host:{session.host_id}", {"type": "incoming_call", "session_id": session_id}
+    )
+    return StartedSession(session, issue_guest_token(context, session_id))
+
+
+def _max_minutes(max_spend: str | None, rate_cents: int) -> int | None:
+    if max_spend is None:
+        return None
+    minutes = parse_amount_to_cents(max_spend) // rate_cents
+    if minutes < 1:
+        raise ValidationFailed.field("max_spend", "must cover at least one minute of the call")
+    return minutes
+
+
+def _decline_message(code: str | None) -> str:
+    return {
+        "insufficient_funds": "The card has insufficient funds.",
+        "authentication_required": "The card needs authentication this call cannot do.",
+    }.get(code or "", "The card was declined.")
+
+
+def _start_error(error: PaymentError) -> ApiError:
+    if isinstance(error, CardDeclined | AuthenticationRequired):
+        code = getattr(error, "decline_code", "authentication_required")
+        return PaymentFailed(
+            _decline_message(code), details=[{"field": "payment_method_id", "message": code}]
+        )
+    if isinstance(error, InvalidPaymentRequest):
+        return ValidationFailed.field("payment_method_id", error.message)
+    return payouts.PaymentProviderUnavailable()
+
+
+async def _fail_start(context: AppContext, session_id: str, reason: str) -> None:
+    async with context.session_factory() as db:
+        session = await _load(db, session_id)
+        for window in await windows_of(db, session_id):
+            if window.state == WindowState.AUTHORIZING:
+                window.state = WindowState.DECLINED
+                window.pending_action = None
+        session.state = SessionState.DECLINED
+        session.end_reason = reason
+        session.ended_at = context.clock.now()
+        session.next_action_at = None
+        await db.commit()
+
+
+async def _with_retry(context: AppContext, session_id: str, change: object) -> CallSession:
+    """Apply `change(db, session, now)` in its own transaction, retried if the worker raced."""
+    for _ in range(5):
+        async with context.session_factory() as db:
+            session = await _load(db, session_id)
+            await change(db, session, context.clock.now())  # type: ignore[operator]
+            try:
+                await db.commit()
+            except StaleDataError:
+                continue
+            return session
+    raise Conflict("The call changed too often to apply this; try again.")
+
+
+def ensure_host_of(session: CallSession, principal: Principal) -> None:
+    if principal.user.id != session.host_id:
+        raise NotFound("No call session with this id.")
+
+
+async def accept(context: AppContext, session_id: str, principal: Principal) -> CallSession:
+    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+        ensure_host_of(session, principal)
+        if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
+            raise InvalidSessionState("Only a call waiting for its host can be accepted.")
+        session.host_accepted_at = now
+        _go_live_if_both_present(session, now)
+
+    return await _with_retry(context, session_id, change)
+
+
+async def decline(context: AppContext, session_id: str, principal: Principal) -> CallSession:
+    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+        ensure_host_of(session, principal)
+        if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
+            raise InvalidSessionState("Only a call waiting for its host can be declined.")
+        begin_ending(session, now, "host_declined")
+
+    return await _with_retry(context, session_id, change)
+
+
+async def end(
+    context: AppContext, session_id: str, caller: Principal | GuestPrincipal
+) -> CallSession:
+    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+        ensure_may_view(session, caller)
+        if session.state in FINAL_STATES or session.state == SessionState.ENDING:
+            raise InvalidSessionState("This call has already ended.")
+        if session.state == SessionState.PENDING_PAYMENT:
+            raise InvalidSessionState("This call is still starting.")
+        who = "guest" if isinstance(caller, GuestPrincipal) else "host"
+        session.end_requested_by = who
+        begin_ending(session, now, f"ended_by_{who}")
+
+    return await _with_retry(context, session_id, change)
+
+
+def _go_live_if_both_present(session: CallSession, now: datetime) -> None:
+    both = session.host_connections > 0 and session.guest_connections > 0
+    if not (both and session.host_accepted_at):
+        return
+    if session.state in (SessionState.WAITING_FOR_HOST, SessionState.PAUSED):
+        session.state = SessionState.LIVE
+        session.went_live_at = session.went_live_at or now
+        session.live_since = now
+        session.paused_at = None
+        session.next_action_at = now
+
+
+async def connected(
+    context: AppContext, session_id: str, role: str
+) -> tuple[str, CallSession]:
+    """Count a peer's socket in; the state before and the session after."""
+    before = ""
+
+    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+        nonlocal before
+        before = session.state
+        if role == "host":
+            session.host_connections += 1
+        else:
+            session.guest_connections += 1
+        _go_live_if_both_present(session, now)
+
+    session = await _with_retry(context, session_id, change)
+    return before, session
+
+
+async def disconnected(
+    context: AppContext, session_id: str, role: str
+) -> tuple[str, CallSession]:
+    """Count a peer's socket out; the state before and the session after."""
+    before = ""
+
+    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+        nonlocal before
+        before = session.state
+        if role == "host":
+            session.host_connections = max(0, session.host_connections - 1)
+        else:
+            session.guest_connections = max(0, session.guest_connections - 1)
+        present = session.host_connections > 0 and session.guest_connections > 0
+        if session.state == SessionState.LIVE and not present:
+            # The billing clock stops while a party is gone, for up to the reconnect grace.
+            bank = live_ms(session, now)
+            session.banked_live_ms, session.live_since = bank, None
+            session.state = SessionState.PAUSED
+            session.paused_at = now
+            session.next_action_at = now
+
+    session = await _with_retry(context, session_id, change)
+    return before, session
+
+
+async def replace_payment_method(
+    context: AppContext,
+    engine: BillingEngine,
+    session_id: str,
+    caller: GuestPrincipal,
+    payment_method_id: str,
+) -> CallSession:
+    async with context.session_factory() as db:
+        session = await _load(db, session_id)
+        ensure_may_view(session, caller)
+        if session.state not in (
+            SessionState.LIVE,
+            SessionState.PAUSED,
+            SessionState.WAITING_FOR_HOST,
+        ):
+            raise InvalidSessionState("The card can only be changed during a call.")
+        customer_id = session.customer_id
+    assert customer_id is not None
+    try:
+        await context.payments.attach_payment_method(
+            customer_id=customer_id,
+            payment_method_id=payment_method_id,
+            idempotency_key=f"session:{session_id}:attach:{payment_method_id}",
+        )
+    except PaymentError as error:
+        raise _start_error(error) from error
+
+    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+        session.payment_method_id = payment_method_id
+        last = (await windows_of(db, session_id))[-1]
+        if last.state == WindowState.DECLINED:
+            # Try the declined renewal again, on the new card, under a new key.
+            last.hold_attempts += 1
+            action = f"hold_card_{last.hold_attempts}"
+            last.state = WindowState.AUTHORIZING
+            last.minutes = (
+                session.window_minutes
+                if session.max_minutes is None
+                else min(
+                    session.window_minutes,
+                    session.max_minutes
+                    - coverage_minutes(session, await windows_of(db, session_id)),
+                )
+            )
+            last.pending_action = action
+            last.pending_amount_cents = last.minutes * session.rate_cents
+            last.decline_code = None
+            last.retry_at = None
+        session.next_action_at = now
+
+    session = await _with_retry(context, session_id, change)
+    await context.hub.publish(session_id, {"type": "card_updated"})
+    await engine.advance(session_id)
+    return session
+
+
+def billed_cents(session: CallSession, now: datetime) -> int:
+    minutes = windows.billed_minutes_from_ms(
+        live_ms(session, now), went_live=session.went_live_at is not None
+    )
+    if session.state in (SessionState.LIVE, SessionState.PAUSED) or session.went_live_at:
+        return minutes * session.rate_cents
+    return 0
+
+
+async def list_for_host(
+    db: AsyncSession,
+    context: AppContext,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    state: str | None,
+    link_id: str | None,
+) -> tuple[list[CallSession], str | None, bool]:
+    query = select(CallSession).where(CallSession.host_id == principal.user.id)
+    if state is not None:
+        query = query.where(CallSession.state == state)
+    if link_id is not None:
+        query = query.where(CallSession.link_id == link_id)
+    return await keyset_page(
+        db,
+        query,
+        CallSession.id,
+        context.cursors,
+        owner=principal.user.id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def find_by_hold(db: AsyncSession, hold_id: str) -> CallSession | None:
+    """The call a provider payment (hold) belongs to."""
+    window = await db.scalar(select(BillingWindow).where(BillingWindow.provider_hold_id == hold_id))
+    return None if window is None else await db.get(CallSession, window.session_id)
+
+
+async def recheck_payment(db: AsyncSession, context: AppContext, hold_id: str) -> None:
+    """A provider event about one of the call's holds: let the engine look again now."""
+    session = await find_by_hold(db, hold_id)
+    if session is not None and session.state not in FINAL_STATES:
+        session.next_action_at = context.clock.now()
+
+
+async def flag_dispute(db: AsyncSession, context: AppContext, hold_id: str, reason: str) -> None:
+    session = await find_by_hold(db, hold_id)
+    if session is None or session.disputed_at is not None:
+        return
+    session.disputed_at = context.clock.now()
+    host = await db.get_one(User, session.host_id)
+    queue_email(
+        db,
+        context.clock,
+        recipient=host.email,
+        subject="A guest disputed a Vidivo call charge",
+        body=(
+            f"Hello {host.display_name},\n\n"
+            f"The bank of {session.guest_name} opened a dispute ({reason}) on a charge for "
+            f"call {session.id}. Stripe will ask you for evidence; reply within its deadline.\n"
+        ),
+    )

@@ -1,0 +1,210 @@
+"""Signaling: `/v1/sessions/{id}/signal` (presence, WebRTC relay, call events), the host's
+`/v1/host/events` (incoming calls) and `/v1/sessions/{id}/ice-servers`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+from vidivo.auth import service as auth
+from vidivo.auth.deps import Caller
+from vidivo.auth.service import GuestPrincipal, Principal
+from vidivo.db import new_id
+from vidivo.deps import AppContext, Context, DbSession
+from vidivo.errors import ApiError
+from vidivo.schemas import error_responses
+from vidivo.sessions import service as sessions
+from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
+from vidivo.signaling.ice import IceServers, ice_servers_for
+
+log = logging.getLogger("vidivo.signaling")
+router = APIRouter()
+
+MAX_MESSAGE_BYTES = 64 * 1024
+RELAYED_TYPES = {"offer", "answer", "ice", "hangup"}
+CLOSE_BAD_MESSAGE = 4400
+CLOSE_POLICY = 4403
+CLOSE_IDLE = 4408
+CLOSE_ENDED = 4410
+CLOSE_TOO_MANY = 4429
+
+# Per-socket message budget; kept in process memory: a socket lives on one instance.
+_message_limiter = FixedWindowRateLimiter(MemoryStorage())
+
+
+@router.get(
+    "/v1/sessions/{session_id}/ice-servers",
+    tags=["sessions"],
+    responses=error_responses(401, 404),
+    summary="STUN/TURN servers for this call, with time-limited TURN credentials",
+)
+async def ice_servers(
+    session_id: str, caller: Caller, db: DbSession, context: Context
+) -> IceServers:
+    session = await sessions.get_for(db, session_id, caller)
+    return ice_servers_for(context.settings, session.id, context.clock.now())
+
+
+async def _caller(context: AppContext, token: str | None) -> Principal | GuestPrincipal | None:
+    if not token:
+        return None
+    async with context.session_factory() as db:
+        try:
+            return await auth.authenticate_caller(db, context, token)
+        except ApiError:
+            return None
+
+
+async def _role(context: AppContext, session_id: str, token: str | None) -> str | None:
+    caller = await _caller(context, token)
+    if caller is None:
+        return None
+    async with context.session_factory() as db:
+        try:
+            session = await sessions.get_for(db, session_id, caller)
+        except ApiError:
+            return None
+        if session.state in FINAL_STATES:
+            return None
+    return "guest" if isinstance(caller, GuestPrincipal) else "host"
+
+
+def _presence_event(before: str, session: CallSession) -> dict[str, Any] | None:
+    if session.state == SessionState.LIVE and before != SessionState.LIVE:
+        return {"type": "resumed" if before == SessionState.PAUSED else "went_live"}
+    if session.state == SessionState.PAUSED and before == SessionState.LIVE:
+        return {"type": "paused"}
+    return None
+
+
+@router.websocket("/v1/sessions/{session_id}/signal")
+async def signal(websocket: WebSocket, session_id: str) -> None:
+    context: AppContext = websocket.app.state.context
+    role = await _role(context, session_id, websocket.query_params.get("token"))
+    if role is None:
+        await websocket.close(code=CLOSE_POLICY, reason="not a party to this call")
+        return
+    await websocket.accept()
+    queue = context.hub.subscribe(session_id)
+    before, session = await sessions.connected(context, session_id, role)
+    await context.billing.advance(session_id)
+    peer_connections = session.guest_connections if role == "host" else session.host_connections
+    # Presence is recorded before the welcome: a client that got it counts as in the call.
+    await websocket.send_json(
+        {
+            "type": "welcome",
+            "role": role,
+            "state": session.state,
+            "peer_present": peer_connections > 0,
+        }
+    )
+    await context.hub.publish(
+        session_id, {"type": "peer_joined", "from": role, "state": session.state}
+    )
+    if event := _presence_event(before, session):
+        await context.hub.publish(session_id, event)
+    sender = asyncio.create_task(_forward_events(websocket, queue, role))
+    try:
+        await _receive_loop(websocket, context, session_id, role)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        context.hub.unsubscribe(session_id, queue)
+        before, session = await sessions.disconnected(context, session_id, role)
+        await context.hub.publish(session_id, {"type": "peer_left", "from": role})
+        if event := _presence_event(before, session):
+            await context.hub.publish(session_id, event)
+        await context.billing.advance(session_id)
+
+
+async def _receive_loop(
+    websocket: WebSocket, context: AppContext, session_id: str, role: str
+) -> None:
+    settings = context.settings
+    budget = RateLimitItemPerSecond(settings.signal_messages_per_second)
+    socket_key = new_id()
+    while True:
+        try:
+            # Clients ping every few seconds; silence this long means the peer is gone.
+            raw = await asyncio.wait_for(
+                websocket.receive_text(), timeout=settings.signal_idle_timeout_seconds
+            )
+        except TimeoutError:
+            await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
+            return
+        if not await _message_limiter.hit(budget, socket_key):
+            await websocket.close(code=CLOSE_TOO_MANY, reason="too many messages")
+            return
+        message = _parse(raw)
+        if message is None:
+            await websocket.close(code=CLOSE_BAD_MESSAGE, reason="bad message")
+            return
+        if message["type"] == "ping":
+            await websocket.send_json({"type": "pong"})
+        elif message["type"] in RELAYED_TYPES:
+            await context.hub.publish(session_id, {**message, "from": role})
+        else:
+            await websocket.close(code=CLOSE_BAD_MESSAGE, reason="unknown message type")
+            return
+
+
+def _parse(raw: str) -> dict[str, Any] | None:
+    if len(raw.encode()) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return None
+    return message
+
+
+async def _forward_events(websocket: WebSocket, queue: asyncio.Queue[Any], role: str) -> None:
+    while True:
+        event = await queue.get()
+        if event.get("from") == role:
+            continue  # a peer's own relay message does not echo back
+        await websocket.send_json(event)
+        if event.get("type") == "ended":
+            await websocket.close(code=CLOSE_ENDED, reason="call ended")
+            return
+
+
+@router.websocket("/v1/host/events")
+async def host_events(websocket: WebSocket) -> None:
+    """A signed-in host's live feed: incoming calls for the dashboard."""
+    context: AppContext = websocket.app.state.context
+    caller = await _caller(context, websocket.query_params.get("token"))
+    if not isinstance(caller, Principal):
+        await websocket.close(code=CLOSE_POLICY, reason="host sign-in required")
+        return
+    await websocket.accept()
+    channel = f"host:{caller.user.id}"
+    queue = context.hub.subscribe(channel)
+    sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
+    try:
+        while True:
+            raw = await asyncio.wait_for(
+                websocket.receive_text(), timeout=context.settings.signal_idle_timeout_seconds
+            )
+            message = _parse(raw)
+            if message is None or message["type"] != "ping":
+                await websocket.close(code=CLOSE_BAD_MESSAGE, reason="only ping is accepted")
+                return
+            await websocket.send_json({"type": "pong"})
+    except TimeoutError:
+        await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        context.hub.unsubscribe(channel, queue)

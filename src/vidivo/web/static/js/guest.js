@@ -1,0 +1,45 @@
+// The guest page: collect name, email and a card, start the call, go to the call view.
+import { api, ApiError, saveGuestToken } from "./api.js";
+
+const form = document.getElementById("start-form");
+const errorBox = document.getElementById("start-error");
+const shortCode = form.dataset.shortCode;
+let stripeCard = null;
+let stripe = null;
+
+if (form.dataset.payments === "stripe" && window.Stripe) {
+  stripe = window.Stripe(form.dataset.publishableKey);
+  stripeCard = stripe.elements().create("card");
+  stripeCard.mount("#card-element");
+}
+
+async function paymentMethodId() {
+  if (!stripe) return form.elements.payment_method_id.value;
+  const { paymentMethod, error } = await stripe.createPaymentMethod({ type: "card", card: stripeCard });
+  if (error) throw new Error(error.message);
+  return paymentMethod.id;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  errorBox.textContent = "";
+  const button = document.getElementById("start-call");
+  button.disabled = true;
+  button.textContent = "Holding the first window…";
+  try {
+    const body = {
+      guest_name: form.elements.guest_name.value.trim(),
+      guest_email: form.elements.guest_email.value.trim(),
+      payment_method_id: await paymentMethodId(),
+    };
+    const maxSpend = form.elements.max_spend.value.trim();
+    if (maxSpend) body.max_spend = maxSpend;
+    const started = await api("POST", `/v1/links/${shortCode}/sessions`, { body });
+    saveGuestToken(started.session.id, started.guest_token);
+    location.assign(`/call/${started.session.id}`);
+  } catch (error) {
+    errorBox.textContent = error instanceof ApiError ? error.explanation : error.message;
+    button.disabled = false;
+    button.textContent = "Start call";
+  }
+});

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from vidivo.deps import Context, DbSession
+from vidivo.errors import NotFound
+from vidivo.schemas import error_responses
+from vidivo.webhooks import service
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookAck(BaseModel):
+    received: bool
+    duplicate: bool
+
+
+@router.post(
+    "/v1/webhooks/stripe",
+    responses=error_responses(400, 404, 502),
+    summary="Stripe events, verified with the Stripe-Signature header",
+)
+async def stripe_webhook(request: Request, db: DbSession, context: Context) -> WebhookAck:
+    if not context.settings.stripe_webhook_secret:
+        raise NotFound("Stripe webhooks are not configured here.")
+    payload = await request.body()  # the raw bytes: the signature covers them exactly
+    event = service.verify(context, payload, request.headers.get("stripe-signature"))
+    processed = await service.receive(db, context, event)
+    return WebhookAck(received=True, duplicate=not processed)

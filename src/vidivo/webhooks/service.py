@@ -1,0 +1,120 @@
+"""Stripe webhooks: verify the signature, store each event once, process it once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import stripe
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vidivo.deps import AppContext
+from vidivo.errors import ApiError
+from vidivo.payouts import service as payouts
+from vidivo.sessions import service as sessions
+from vidivo.webhooks.models import WebhookEvent
+
+# Stripe's own default: a signed event older than this is a replay.
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+EventHandler = Callable[[AsyncSession, AppContext, dict[str, Any]], Awaitable[None]]
+
+
+class InvalidSignature(ApiError):
+    code, status = "invalid_signature", 400
+    message = "The Stripe-Signature header does not match this payload."
+
+
+def verify(context: AppContext, payload: bytes, signature_header: str | None) -> dict[str, Any]:
+    """The event, if `payload` was signed with our secret within the tolerance."""
+    secret = context.settings.stripe_webhook_secret
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=None)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature() from exc
+    signed_at = _signed_timestamp(signature_header or "")
+    age = context.clock.now().timestamp() - signed_at
+    if abs(age) > SIGNATURE_TOLERANCE_SECONDS:
+        raise InvalidSignature("The signature is too old (or from the future): a replay.")
+    try:
+        event = json.loads(payload)
+    except ValueError as exc:
+        raise InvalidSignature("The payload is not JSON.") from exc
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        raise InvalidSignature("The payload is not a Stripe event.")
+    return event
+
+
+def _signed_timestamp(header: str) -> int:
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            return int(value)
+    raise InvalidSignature()
+
+
+async def _account_updated(db: AsyncSession, context: AppContext, obj: dict[str, Any]) -> None:
+    # Re-fetched rather than trusted: events can arrive in any order.
+    account_id = obj.get("id")
+    if isinstance(account_id, str) and await payouts.has_account(db, account_id):
+        await payouts.refresh_by_account_id(db, context.payments, context.clock, account_id)
+
+
+def _payment_intent_id(obj: dict[str, Any]) -> str | None:
+    # Charges and disputes point at their PaymentIntent; a PaymentIntent is its own id.
+    key = "id" if obj.get("object") == "payment_intent" else "payment_intent"
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
+
+
+async def _payment_changed(db: AsyncSession, context: AppContext, obj: dict[str, Any]) -> None:
+    # The engine re-reads the hold from the provider rather than trusting event order.
+    hold_id = _payment_intent_id(obj)
+    if hold_id is not None:
+        await sessions.recheck_payment(db, context, hold_id)
+
+
+async def _dispute_created(db: AsyncSession, context: AppContext, obj: dict[str, Any]) -> None:
+    hold_id = _payment_intent_id(obj)
+    if hold_id is not None:
+        await sessions.flag_dispute(db, context, hold_id, str(obj.get("reason", "unknown")))
+
+
+HANDLERS: dict[str, EventHandler] = {
+    "account.updated": _account_updated,
+    "payment_intent.amount_capturable_updated": _payment_changed,
+    "payment_intent.payment_failed": _payment_changed,
+    "payment_intent.canceled": _payment_changed,
+    "charge.captured": _payment_changed,
+    "charge.refunded": _payment_changed,
+    "charge.dispute.created": _dispute_created,
+}
+
+
+async def receive(db: AsyncSession, context: AppContext, event: dict[str, Any]) -> bool:
+    """Store and process `event`; False when it had been processed before."""
+    now = context.clock.now()
+    stored = await db.get(WebhookEvent, event["id"])
+    if stored is None:
+        stored = WebhookEvent(
+            id=event["id"],
+            type=str(event.get("type", "")),
+            payload=json.dumps(event),
+            received_at=now,
+        )
+        db.add(stored)
+        try:
+            await db.flush()
+        except IntegrityError:
+            await db.rollback()
+            return False  # a concurrent delivery of the same event got there first
+    elif stored.processed_at is not None:
+        return False
+    handler = HANDLERS.get(stored.type)
+    obj = (event.get("data") or {}).get("object") or {}
+    if handler is not None and isinstance(obj, dict):
+        await handler(db, context, obj)
+    stored.processed_at = now
+    return True

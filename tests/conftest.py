@@ -1,0 +1,192 @@
+"""Test harness: a real database (SQLite by default, PostgreSQL with VIDIVO_TEST_DATABASE_URL),
+migrated once per run, emptied after every test; the app driven over HTTP with a test clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from vidivo.app import create_app
+from vidivo.clock import TestClock
+from vidivo.config import Settings
+from vidivo.db import Base
+from vidivo.deps import AppContext
+from vidivo.mail.service import latest_email_to
+from vidivo.migrate import upgrade_to_head
+from vidivo.models import load_all_models
+
+load_all_models()
+START = datetime(2026, 3, 15, 10, 0, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery"
+
+
+def _recreate_postgres_database(url: str) -> None:
+    """Drop and create the test database; fail loudly if PostgreSQL does not answer."""
+    import asyncpg
+
+    parsed = make_url(url)
+    name = parsed.database
+    assert name and name.replace("_", "").isalnum(), f"unsafe test database name {name!r}"
+
+    async def recreate() -> None:
+        admin = await asyncpg.connect(
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=parsed.username or "postgres",
+            password=parsed.password,
+            database="postgres",
+            timeout=10,
+        )
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(recreate())
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vidivo-data")
+
+
+@pytest.fixture(scope="session")
+def database_url(data_dir: Path) -> Iterator[str]:
+    url = os.environ.get("VIDIVO_TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'test.sqlite3'}"
+    if url.startswith("postgres"):
+        _recreate_postgres_database(url)
+    upgrade_to_head(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgres")
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        public_base_url="https://vidivo.test",
+    )
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock(START)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: TestClock) -> AsyncIterator[Any]:
+    application = create_app(settings, clock=clock)
+    yield application
+    context: AppContext = application.state.context
+    async with context.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(text(f"DELETE FROM {table.name}"))
+    await context.engine.dispose()
+
+
+@pytest.fixture
+def context(app: Any) -> AppContext:
+    ctx: AppContext = app.state.context
+    return ctx
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Host:
+    id: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.access_token)
+
+
+class Hosts:
+    """Builds hosts the way users do: sign up, read the emailed token, verify, log in."""
+
+    def __init__(self, client: httpx.AsyncClient, context: AppContext) -> None:
+        self.client = client
+        self.context = context
+        self._count = 0
+
+    async def verification_token(self, email: str) -> str:
+        async with self.context.session_factory() as db:
+            mail = await latest_email_to(db, email)
+        assert mail is not None, f"no email was sent to {email}"
+        line = next(x for x in mail.body.splitlines() if x.startswith("Verification token: "))
+        return line.removeprefix("Verification token: ")
+
+    async def login(self, email: str, password: str = PASSWORD) -> tuple[str, str]:
+        response = await self.client.post(
+            "/v1/auth/token", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body["access_token"], body["refresh_token"]
+
+    async def create(
+        self,
+        *,
+        verified: bool = True,
+        connected: bool = True,
+        display_name: str = "Jane Smith",
+        email: str | None = None,
+    ) -> Host:
+        self._count += 1
+        email = email or f"host{self._count}@example.com"
+        response = await self.client.post(
+            "/v1/auth/signup",
+            json={"email": email, "password": PASSWORD, "display_name": display_name},
+        )
+        assert response.status_code == 201, response.text
+        user_id = response.json()["user"]["id"]
+        if verified:
+            token = await self.verification_token(email)
+            verify = await self.client.post("/v1/auth/verify-email", json={"token": token})
+            assert verify.status_code == 200, verify.text
+        access, refresh = await self.login(email)
+        host = Host(user_id, email, access, refresh)
+        if connected:
+            await self.complete_payout_onboarding(host)
+        return host
+
+    async def complete_payout_onboarding(self, host: Host) -> None:
+        """Start onboarding, then click through the simulated provider's page."""
+        started = await self.client.post("/v1/host/payouts/onboarding", headers=host.headers)
+        assert started.status_code == 200, started.text
+        page = started.json()["url"].removeprefix(self.context.settings.public_base_url)
+        completed = await self.client.post(page)
+        assert completed.status_code == 303, completed.text
+
+
+@pytest.fixture
+def hosts(client: httpx.AsyncClient, context: AppContext) -> Hosts:
+    return Hosts(client, context)

@@ -1,0 +1,144 @@
+"""`POST /v1/webhooks/stripe`: Stripe's signing scheme, replay protection, once-only processing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.sessions.conftest import Calls
+from vidivo.app import create_app
+from vidivo.billing.models import BillingWindow
+from vidivo.mail.service import latest_email_to
+from vidivo.sessions.models import CallSession
+from vidivo.webhooks.models import WebhookEvent
+
+SECRET = "whsec_test_secret"
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.model_copy(update={"stripe_webhook_secret": SECRET})
+
+
+def signed(payload: bytes, timestamp: int, secret: str = SECRET) -> dict[str, str]:
+    """Stripe's scheme: v1 = HMAC-SHA256(secret, "{t}.{payload}")."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
+    return {
+        "Stripe-Signature": f"t={timestamp},v1={mac.hexdigest()}",
+        "Content-Type": "application/json",
+    }
+
+
+def event(event_id: str, event_type: str, obj: dict) -> bytes:
+    return json.dumps(
+        {"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}
+    ).encode()
+
+
+async def stored_events(context) -> int:
+    async with context.session_factory() as db:
+        return await db.scalar(select(func.count()).select_from(WebhookEvent))
+
+
+async def test_account_updated_refreshes_the_hosts_payout_status(client, hosts, clock, context):
+    host = await hosts.create(connected=False)
+    url = (await client.post("/v1/host/payouts/onboarding", headers=host.headers)).json()["url"]
+    account_id = url.rsplit("/", 1)[1]
+    # The host finishes at the provider; we learn of it only through the webhook.
+    await context.payments.complete_onboarding(account_id)
+    payload = event("evt_1", "account.updated", {"id": account_id, "object": "account"})
+    now = int(clock.now().timestamp())
+    response = await client.post(
+        "/v1/webhooks/stripe", content=payload, headers=signed(payload, now)
+    )
+    assert response.status_code == 200
+    assert response.json() == {"received": True, "duplicate": False}
+    status = (await client.get("/v1/host/payouts", headers=host.headers)).json()
+    assert status["charges_enabled"] is True
+
+
+async def test_a_redelivered_event_is_acknowledged_but_processed_once(client, clock, context):
+    payload = event("evt_dup", "charge.captured", {"id": "ch_1", "object": "charge"})
+    headers = signed(payload, int(clock.now().timestamp()))
+    first = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+    again = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+    assert first.json()["duplicate"] is False
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert await stored_events(context) == 1
+
+
+@pytest.mark.parametrize(
+    "make_headers",
+    [
+        lambda payload, now: signed(payload, now, secret="whsec_someone_else"),
+        lambda payload, now: signed(payload, now - 301),  # a replay of an old delivery
+        lambda payload, now: signed(payload, now + 301),
+        lambda payload, now: {"Content-Type": "application/json"},
+        lambda payload, now: {"Stripe-Signature": "garbage", "Content-Type": "application/json"},
+        lambda payload, now: signed(payload + b" ", now),  # signed another body than sent
+    ],
+    ids=["wrong-secret", "stale", "future", "missing", "garbage", "altered-body"],
+)
+async def test_forged_stale_or_altered_events_are_refused_and_change_nothing(
+    client, clock, context, make_headers
+):
+    payload = event("evt_forged", "account.updated", {"id": "acct_x", "object": "account"})
+    headers = make_headers(payload, int(clock.now().timestamp()))
+    response = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert await stored_events(context) == 0
+
+
+async def test_webhooks_answer_404_when_no_secret_is_configured(settings, clock):
+    app = create_app(settings.model_copy(update={"stripe_webhook_secret": None}), clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        payload = event("evt_2", "account.updated", {"id": "acct_x"})
+        response = await http.post(
+            "/v1/webhooks/stripe", content=payload, headers=signed(payload, 0)
+        )
+    assert response.status_code == 404
+    await app.state.context.engine.dispose()
+
+
+async def test_a_dispute_flags_the_call_and_tells_the_host(client, hosts, clock, context):
+    calls = Calls(client, hosts, None)
+    call = await calls.started()
+    async with context.session_factory() as db:
+        window = await db.scalar(
+            select(BillingWindow).where(BillingWindow.session_id == call.session_id)
+        )
+        hold_id = window.provider_hold_id
+    payload = event(
+        "evt_dispute",
+        "charge.dispute.created",
+        {"id": "dp_1", "object": "dispute", "payment_intent": hold_id, "reason": "fraudulent"},
+    )
+    headers = signed(payload, int(clock.now().timestamp()))
+    assert (await client.post("/v1/webhooks/stripe", content=payload, headers=headers)).json() == {
+        "received": True,
+        "duplicate": False,
+    }
+    async with context.session_factory() as db:
+        session = await db.get(CallSession, call.session_id)
+        assert session.disputed_at is not None
+        mail = await latest_email_to(db, call.host.email)
+    assert "fraudulent" in mail.body
+    assert call.session_id in mail.body
+
+
+async def test_events_about_unknown_payments_are_acknowledged_and_ignored(client, clock, context):
+    payload = event(
+        "evt_unknown_pi", "payment_intent.canceled", {"id": "pi_nobody", "object": "payment_intent"}
+    )
+    headers = signed(payload, int(clock.now().timestamp()))
+    response = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+    assert response.status_code == 200
+    assert await stored_events(context) == 1
