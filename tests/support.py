@@ -30,9 +30,7 @@ class Server(subprocess.Popen[str]):
         return self.log_path.read_text()
 
 
-def start_server(
-    data_dir: Path, base: str, extra_env: dict[str, str] | None = None
-) -> Server:
+def start_server(data_dir: Path, base: str, extra_env: dict[str, str] | None = None) -> Server:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VIDIVO_")},
         "VIDIVO_DATA_DIR": str(data_dir),

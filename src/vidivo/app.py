@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from vidivo.auth.routes import router as auth_router
@@ -36,6 +37,7 @@ from vidivo.sessions.routes import router as sessions_router
 from vidivo.signaling.hub import LocalHub
 from vidivo.signaling.routes import router as signaling_router
 from vidivo.testclock import router as test_clock_router
+from vidivo.web.routes import STATIC_DIR
 from vidivo.web.routes import router as web_router
 from vidivo.webhooks.routes import router as webhooks_router
 
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(billing_router)
     app.include_router(signaling_router)
     app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.test_clock:
         app.include_router(test_clock_router)
     app.include_router(_health_router())

@@ -23,7 +23,16 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
+    # The app's own scripts and Stripe.js (card fields live in Stripe's frames); WebSockets
+    # and API calls to this origin; camera streams as blob/mediastream sources.
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self' https://js.stripe.com; "
+        b"frame-src https://js.stripe.com https://hooks.stripe.com; "
+        b"connect-src 'self' https://api.stripe.com; img-src 'self' data: blob:; "
+        b"media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; "
+        b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
 ]
 
 

@@ -137,6 +137,7 @@ async def send_verification_email(db: AsyncSession, context: AppContext, user: U
         body=(
             f"Hello {user.display_name},\n\n"
             f"Confirm your email to start creating call links.\n\n"
+            f"Open {base}/app?verify={token}\n\n"
             f"Verification token: {token}\n\n"
             f"Send it with: curl -X POST {base}/v1/auth/verify-email "
             f"-H 'Content-Type: application/json' -d '{{\"token\": \"{token}\"}}'\n\n"

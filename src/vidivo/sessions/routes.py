@@ -57,6 +57,7 @@ def session_out(
         created_at=session.created_at,
         went_live_at=session.went_live_at,
         ended_at=session.ended_at,
+        as_of=now,
     )
 
 

@@ -45,6 +45,7 @@ class SessionOut(BaseModel):
     created_at: Timestamp
     went_live_at: Timestamp | None
     ended_at: Timestamp | None
+    as_of: Timestamp = Field(description="The server's clock when this view was taken.")
 
 
 class SessionResponse(BaseModel):

@@ -301,9 +301,7 @@ def _go_live_if_both_present(session: CallSession, now: datetime) -> None:
         session.next_action_at = now
 
 
-async def connected(
-    context: AppContext, session_id: str, role: str
-) -> tuple[str, CallSession]:
+async def connected(context: AppContext, session_id: str, role: str) -> tuple[str, CallSession]:
     """Count a peer's socket in; the state before and the session after."""
     before = ""
 
@@ -320,9 +318,7 @@ async def connected(
     return before, session
 
 
-async def disconnected(
-    context: AppContext, session_id: str, role: str
-) -> tuple[str, CallSession]:
+async def disconnected(context: AppContext, session_id: str, role: str) -> tuple[str, CallSession]:
     """Count a peer's socket out; the state before and the session after."""
     before = ""
 

@@ -1,4 +1,7 @@
-"""Server-rendered pages: payout onboarding (simulated pages, Stripe's return and refresh)."""
+"""The web app's pages: the guest page, the call view, the host dashboard, payout onboarding.
+
+Pages are server-rendered shells; the dynamic parts are plain ES modules under `static/js`
+that talk to the same JSON API as any other client."""
 
 from __future__ import annotations
 
@@ -10,12 +13,97 @@ from fastapi.templating import Jinja2Templates
 
 from vidivo.deps import Context, DbSession
 from vidivo.errors import NotFound
+from vidivo.links import service as links
+from vidivo.money import format_cents
 from vidivo.payments.provider import InvalidPaymentRequest
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts import service as payouts
+from vidivo.schemas import format_timestamp
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _message(request: Request, status: int, heading: str, text: str) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, "message.html", {"heading": heading, "text": text}, status_code=status
+    )
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/app", status_code=307)
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def dashboard(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "dashboard.html", {})
+
+
+@router.get("/c/{short_code}", response_class=HTMLResponse)
+async def guest_page(
+    request: Request, short_code: str, db: DbSession, context: Context
+) -> HTMLResponse:
+    try:
+        link, host = await links.get_usable_for_view(db, context.clock, short_code)
+    except NotFound:
+        return _message(
+            request,
+            404,
+            "This call link does not exist",
+            "Check the address with the person who sent it: the link may have been mistyped "
+            "or deactivated.",
+        )
+    except links.LinkExpired:
+        return _message(request, 410, "This call link has expired", "Ask the host for a new link.")
+    except links.LinkExhausted:
+        return _message(
+            request,
+            410,
+            "This call link has been used up",
+            "It has reached the number of calls it allows. Ask the host for a new link.",
+        )
+    now = context.clock.now()
+    if link.scheduled_start is not None and now < link.scheduled_start:
+        opens = format_timestamp(link.scheduled_start)
+        return _message(
+            request,
+            409,
+            "This call link opens later",
+            f"It opens at {opens} (UTC). Come back then.",
+        )
+    if link.scheduled_end is not None and now >= link.scheduled_end:
+        return _message(
+            request,
+            409,
+            "This call link's time has passed",
+            "Its scheduled time is over. Ask the host for a new link.",
+        )
+    settings = context.settings
+    return templates.TemplateResponse(
+        request,
+        "guest.html",
+        {
+            "short_code": link.short_code,
+            "host_name": host.display_name,
+            "rate": format_cents(link.rate_cents),
+            "window": link.window_size_minutes,
+            "hold": format_cents(link.rate_cents * link.window_size_minutes),
+            "payments": settings.payments.value,
+            "publishable_key": settings.stripe_publishable_key,
+        },
+    )
+
+
+@router.get("/call/{session_id}", response_class=HTMLResponse)
+async def call_view(request: Request, session_id: str, context: Context) -> HTMLResponse:
+    # Who may see the call is checked by the API the page calls with its token.
+    return templates.TemplateResponse(
+        request,
+        "call.html",
+        {"session_id": session_id, "payments": context.settings.payments.value},
+    )
 
 
 def _simulated(context: Context) -> SimulatedProvider:

@@ -230,7 +230,7 @@ $("card-form").addEventListener("submit", async (event) => {
 });
 
 async function main() {
-  window.vidivoCall = { role, pc: null, refresh };
+  window.vidivoCall = { role, pc: null, refresh, snapshot: () => snapshot };
   if (role === "host" && !currentHostAccessToken()) {
     setStatus("Log in to the dashboard to join this call.");
     return;
