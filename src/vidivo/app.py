@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from limits.aio.storage import RedisStorage
 from sqlalchemy import text
 
 from vidivo.auth.routes import router as auth_router
@@ -19,7 +20,7 @@ from vidivo.auth.tokens import KeyRing
 from vidivo.billing.engine import BillingEngine, EngineTimings
 from vidivo.billing.routes import router as billing_router
 from vidivo.billing.worker import BillingWorker
-from vidivo.clock import Clock, SystemClock, TestClock
+from vidivo.clock import Clock, ScaledClock, SystemClock, TestClock
 from vidivo.config import Settings
 from vidivo.db import create_engine, create_session_factory
 from vidivo.deps import AppContext, Context
@@ -34,7 +35,7 @@ from vidivo.payouts.routes import router as payouts_router
 from vidivo.ratelimit import RateLimiter
 from vidivo.schemas import error_responses
 from vidivo.sessions.routes import router as sessions_router
-from vidivo.signaling.hub import LocalHub
+from vidivo.signaling.hub import Hub, LocalHub, RedisHub
 from vidivo.signaling.routes import router as signaling_router
 from vidivo.testclock import router as test_clock_router
 from vidivo.web.routes import STATIC_DIR
@@ -42,13 +43,21 @@ from vidivo.web.routes import router as web_router
 from vidivo.webhooks.routes import router as webhooks_router
 
 
+def _clock_for(settings: Settings) -> Clock:
+    if settings.test_clock:
+        return TestClock()
+    if settings.clock_speed > 1:
+        return ScaledClock(settings.clock_epoch or datetime.now(UTC), settings.clock_speed)
+    return SystemClock()
+
+
 def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
-    clock = clock or (TestClock() if settings.test_clock else SystemClock())
+    clock = clock or _clock_for(settings)
     db_engine = create_engine(settings.database_url)
     factory = create_session_factory(db_engine)
     keys = KeyRing.from_paths(settings.active_signing_key_path, settings.retired_signing_key_paths)
     payments = build_provider(settings, factory, clock)
-    hub = LocalHub()
+    hub: Hub = RedisHub(settings.redis_url) if settings.redis_url else LocalHub()
     engine_timings = EngineTimings(
         reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
         host_join_timeout=timedelta(seconds=settings.host_join_timeout_seconds),
@@ -59,6 +68,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         clock,
         hub,
         fee_percent=settings.platform_fee_percent,
+        provider_requests_per_second=settings.provider_max_requests_per_second,
         timings=engine_timings,
     )
     return AppContext(
@@ -68,12 +78,20 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         session_factory=factory,
         keys=keys,
         mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
-        limiter=RateLimiter(),
+        limiter=RateLimiter(
+            RedisStorage(
+                f"async+{settings.redis_url}", implementation="redispy", key_prefix="vidivo:limits"
+            )
+            if settings.redis_url
+            else None
+        ),
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
         payments=payments,
         hub=hub,
         billing=billing,
-        worker=BillingWorker(factory, billing, clock, settings.worker_id),
+        worker=BillingWorker(
+            factory, billing, clock, settings.worker_id, concurrency=settings.worker_concurrency
+        ),
     )
 
 
@@ -93,6 +111,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+        await context.hub.close()
         await context.engine.dispose()
 
     app = FastAPI(

@@ -15,6 +15,17 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class ScaledClock:
+    """Real time run `speed` times faster from `epoch`: for tests with several processes."""
+
+    def __init__(self, epoch: datetime, speed: int) -> None:
+        self._epoch = epoch
+        self._speed = speed
+
+    def now(self) -> datetime:
+        return self._epoch + (datetime.now(UTC) - self._epoch) * self._speed
+
+
 class TestClock:
     """A clock that only moves when told to."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -61,6 +62,14 @@ class Settings(BaseSettings):
     worker: bool = True
     worker_id: str = ""
     test_clock: bool = False
+    # Multi-process tests: every process runs `speed` times faster than real time from
+    # `epoch`, so separate processes given the same pair agree on the time.
+    clock_speed: int = Field(default=1, ge=1, le=1000)
+    clock_epoch: datetime | None = None
+    worker_concurrency: int = Field(default=16, ge=1, le=500)
+    provider_max_requests_per_second: int = Field(default=90, ge=1, le=10000)
+    redis_url: str | None = None
+    public_link_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # WebRTC: comma-separated ICE server URLs; TURN credentials follow the TURN REST scheme.
     stun_urls: str = ""
@@ -84,6 +93,8 @@ class Settings(BaseSettings):
         self.public_base_url = self.public_base_url.rstrip("/")
         if self.test_clock and self.environment == Environment.PRODUCTION:
             raise ValueError("VIDIVO_TEST_CLOCK is refused in production")
+        if self.clock_speed != 1 and self.environment == Environment.PRODUCTION:
+            raise ValueError("VIDIVO_CLOCK_SPEED is refused in production")
         if self.payments == PaymentsMode.STRIPE and not (
             self.stripe_secret_key and self.stripe_webhook_secret
         ):

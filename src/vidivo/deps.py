@@ -19,7 +19,7 @@ from vidivo.mail.service import Mailer
 from vidivo.pagination import CursorSigner
 from vidivo.payments.provider import PaymentProvider
 from vidivo.ratelimit import RateLimiter
-from vidivo.signaling.hub import LocalHub
+from vidivo.signaling.hub import Hub
 
 
 @dataclass
@@ -33,7 +33,7 @@ class AppContext:
     limiter: RateLimiter
     cursors: CursorSigner
     payments: PaymentProvider
-    hub: LocalHub
+    hub: Hub
     billing: BillingEngine
     worker: BillingWorker
 

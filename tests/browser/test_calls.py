@@ -63,7 +63,12 @@ async def host_signs_up_and_makes_a_link(app: App, host: Page, tmp_path: Path) -
 
 async def video_flows(page: Page) -> None:
     """Inbound video bytes and decoded frames rise, over relay candidates on loopback only."""
-    first = await page.evaluate(INBOUND_VIDEO)
+    # Right after `connected` the inbound stream may not be reported yet: wait for it.
+    for _ in range(50):
+        first = await page.evaluate(INBOUND_VIDEO)
+        if first["video"] and first["video"]["frames"] > 0:
+            break
+        await page.wait_for_timeout(200)
     await page.wait_for_timeout(1500)
     later = await page.evaluate(INBOUND_VIDEO)
     assert first["video"] and later["video"], later

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from aiolimiter import AsyncLimiter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -33,7 +34,7 @@ from vidivo.payments.provider import (
     PaymentProvider,
 )
 from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
-from vidivo.signaling.hub import Event, LocalHub
+from vidivo.signaling.hub import Event, Hub
 
 log = logging.getLogger("vidivo.billing")
 MAX_STEPS_PER_ADVANCE = 50
@@ -65,10 +66,11 @@ class BillingEngine:
         factory: async_sessionmaker[AsyncSession],
         provider: PaymentProvider,
         clock: Clock,
-        hub: LocalHub,
+        hub: Hub,
         *,
         fee_percent: Decimal,
         timings: EngineTimings | None = None,
+        provider_requests_per_second: int = 90,
     ) -> None:
         self._factory = factory
         self._provider = provider
@@ -76,6 +78,10 @@ class BillingEngine:
         self._hub = hub
         self._fee_percent = fee_percent
         self.timings = timings or EngineTimings()
+        # Paces this process's provider calls under the provider's rate limit (Stripe allows
+        # about 100/s in live mode): a burst of renewals waits its turn instead of being
+        # refused with 429s.
+        self._pace = AsyncLimiter(provider_requests_per_second, time_period=1)
 
     async def advance(self, session_id: str) -> None:
         """Do everything now due for the session: transitions, then provider steps."""
@@ -338,6 +344,7 @@ class BillingEngine:
             hold_id = window.provider_hold_id
         outcome: object
         try:
+            await self._pace.acquire()
             if step.action.startswith("hold"):
                 outcome = await self._provider.place_hold(
                     request, idempotency_key=step.idempotency_key
@@ -401,6 +408,7 @@ class BillingEngine:
         """A capture or cancel the provider refuses may already be done (or the hold lapsed):
         the provider's own record of the hold settles what happened."""
         try:
+            await self._pace.acquire()
             return await self._provider.retrieve_hold(hold_id)
         except PaymentError:
             return error

@@ -92,7 +92,7 @@ async def signal(websocket: WebSocket, session_id: str) -> None:
         await websocket.close(code=CLOSE_POLICY, reason="not a party to this call")
         return
     await websocket.accept()
-    queue = context.hub.subscribe(session_id)
+    queue = await context.hub.subscribe(session_id)
     before, session = await sessions.connected(context, session_id, role)
     await context.billing.advance(session_id)
     peer_connections = session.guest_connections if role == "host" else session.host_connections
@@ -117,7 +117,7 @@ async def signal(websocket: WebSocket, session_id: str) -> None:
         pass
     finally:
         sender.cancel()
-        context.hub.unsubscribe(session_id, queue)
+        await context.hub.unsubscribe(session_id, queue)
         before, session = await sessions.disconnected(context, session_id, role)
         await context.hub.publish(session_id, {"type": "peer_left", "from": role})
         if event := _presence_event(before, session):
@@ -189,7 +189,7 @@ async def host_events(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     channel = f"host:{caller.user.id}"
-    queue = context.hub.subscribe(channel)
+    queue = await context.hub.subscribe(channel)
     sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
     try:
         while True:
@@ -207,4 +207,4 @@ async def host_events(websocket: WebSocket) -> None:
         pass
     finally:
         sender.cancel()
-        context.hub.unsubscribe(channel, queue)
+        await context.hub.unsubscribe(channel, queue)

@@ -1,0 +1,95 @@
+"""What instances share through a real Redis: events (pub/sub) and rate-limit counters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from limits.aio.storage import RedisStorage
+from redis import asyncio as aioredis
+
+from vidivo.db import new_id
+from vidivo.errors import RateLimited
+from vidivo.ratelimit import RateLimiter, per_seconds
+from vidivo.signaling.hub import RedisHub
+
+REDIS_URL = os.environ.get("VIDIVO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def redis_answers() -> None:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as error:  # a missing service fails the suite, it never skips
+        pytest.fail(f"Redis at {REDIS_URL} does not answer ({error}); .ci/run starts it")
+    finally:
+        await client.aclose()
+
+
+async def test_an_event_published_on_one_instance_reaches_a_socket_on_another():
+    first, second = RedisHub(REDIS_URL), RedisHub(REDIS_URL)
+    channel = f"session-{new_id()}"
+    try:
+        on_first = await first.subscribe(channel)
+        on_second = await second.subscribe(channel)
+        await second.publish(channel, {"type": "offer", "sdp": "v=0", "from": "guest"})
+        assert await asyncio.wait_for(on_first.get(), 5) == {
+            "type": "offer",
+            "sdp": "v=0",
+            "from": "guest",
+        }
+        # The publisher's own instance hears it too (the other peer may be connected there).
+        assert (await asyncio.wait_for(on_second.get(), 5))["type"] == "offer"
+        # Another channel's events do not leak in.
+        await first.publish(f"session-{new_id()}", {"type": "ended"})
+        await first.publish(channel, {"type": "paused"})
+        assert (await asyncio.wait_for(on_second.get(), 5))["type"] == "paused"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_after_the_last_socket_leaves_the_instance_stops_listening():
+    first, second = RedisHub(REDIS_URL), RedisHub(REDIS_URL)
+    channel = f"session-{new_id()}"
+    try:
+        queue = await first.subscribe(channel)
+        await first.unsubscribe(channel, queue)
+        await second.publish(channel, {"type": "offer"})
+        await asyncio.sleep(0.3)
+        assert queue.empty()
+        counts = await aioredis.from_url(REDIS_URL).pubsub_numsub(RedisHub.PREFIX + channel)
+        assert counts[0][1] == 0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_with_redis_down_peers_on_one_instance_still_hear_each_other(caplog):
+    hub = RedisHub("redis://127.0.0.1:1/0")  # nothing listens there
+    channel = f"session-{new_id()}"
+    try:
+        queue = await hub.subscribe(channel)
+        await hub.publish(channel, {"type": "answer", "from": "host"})
+        assert await asyncio.wait_for(queue.get(), 5) == {"type": "answer", "from": "host"}
+        assert "delivering locally only" in caplog.text
+    finally:
+        await hub.close()
+
+
+async def test_rate_limits_are_counted_across_instances():
+    def limiter() -> RateLimiter:
+        return RateLimiter(
+            RedisStorage(f"async+{REDIS_URL}", implementation="redispy", key_prefix="vidivo:test")
+        )
+
+    first, second = limiter(), limiter()
+    item, key = per_seconds(3, 60), f"client-{new_id()}"
+    await first.hit(item, key)
+    await second.hit(item, key)
+    await first.hit(item, key)
+    with pytest.raises(RateLimited) as refused:
+        await second.hit(item, key)
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
