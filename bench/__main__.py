@@ -33,7 +33,8 @@ def machine() -> str:
         if line.startswith("MemTotal")
     )
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{cpu} CPUs (`nproc`), {memory} memory, {platform.platform()}, Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{cpu} CPUs (`nproc`), {memory} memory, {platform.platform()}, Python {python}"
 
 
 async def seed_links(email: str, count: int) -> None:
@@ -95,7 +96,7 @@ def http_figures(stack: Stack, repeats: int, seconds: int) -> list[str]:
     stack.cli("hosts", "create", "--email", "many@example.com", "--password", PASSWORD,
               "--display-name", "Many Links", "--verified", "--connected")  # fmt: skip
     run(seed_links("many@example.com", 10_000))
-    base, api = stack.serve()
+    base, _ = stack.serve()
     bare = stack.baseline()
     token = token_for(base, "bench@example.com")
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -111,6 +112,11 @@ def http_figures(stack: Stack, repeats: int, seconds: int) -> list[str]:
         bare_runs.append(wrk(f"{bare}/v1/links/{code}", seconds=seconds))
         vidivo_runs.append(wrk(f"{base}/v1/links/{code}", seconds=seconds))
     public, baseline = median(vidivo_runs), median(bare_runs)
+    # The same view with the cache off: every request reads the database, like the baseline.
+    uncached_base, _ = stack.serve("api-uncached", VIDIVO_PUBLIC_LINK_CACHE_SECONDS="0")
+    uncached = median(
+        [wrk(f"{uncached_base}/v1/links/{code}", seconds=seconds) for _ in range(repeats)]
+    )
 
     create = median(
         [
@@ -151,6 +157,7 @@ def http_figures(stack: Stack, repeats: int, seconds: int) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
         row("bare baseline: one indexed SELECT (same uvicorn, same PostgreSQL)", baseline),
         row("`GET /v1/links/{short_code}` (public view)", public, baseline),
+        row("the same with the cache off (one SELECT per request)", uncached, baseline),
         row("`POST /v1/links`", create),
         row("`GET /v1/links?limit=20`, page 1 of a 10,000-link host", first_page),
         row("`GET /v1/links?limit=20`, page 500 of the same host", page_500),

@@ -25,6 +25,8 @@ from vidivo.config import Settings
 from vidivo.db import create_engine, create_session_factory
 from vidivo.deps import AppContext, Context
 from vidivo.errors import ServiceUnavailable, install_error_handlers
+from vidivo.links.fast_path import PublicLinkFastPath
+from vidivo.links.public_cache import PublicLinkCache
 from vidivo.links.routes import router as links_router
 from vidivo.mail.service import Mailer
 from vidivo.mail.transports import transport_for
@@ -58,6 +60,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     keys = KeyRing.from_paths(settings.active_signing_key_path, settings.retired_signing_key_paths)
     payments = build_provider(settings, factory, clock)
     hub: Hub = RedisHub(settings.redis_url) if settings.redis_url else LocalHub()
+    public_links = PublicLinkCache(settings.public_link_cache_seconds)
     engine_timings = EngineTimings(
         reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
         host_join_timeout=timedelta(seconds=settings.host_join_timeout_seconds),
@@ -69,6 +72,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         hub,
         fee_percent=settings.platform_fee_percent,
         provider_requests_per_second=settings.provider_max_requests_per_second,
+        public_links=public_links,
         timings=engine_timings,
     )
     return AppContext(
@@ -88,6 +92,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
         payments=payments,
         hub=hub,
+        public_links=public_links,
         billing=billing,
         worker=BillingWorker(
             factory, billing, clock, settings.worker_id, concurrency=settings.worker_concurrency
@@ -103,6 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.mailer.deliver_pending()  # whatever an earlier run left unsent
         # The embedded default bills in process; with a test clock, time moves only on request.
+        follower = asyncio.create_task(context.public_links.follow(context.hub))
         worker = None
         if settings.worker and not settings.test_clock:
             worker = asyncio.create_task(context.worker.run_forever())
@@ -111,6 +117,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
         await context.hub.close()
         await context.engine.dispose()
 
@@ -134,6 +143,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if settings.test_clock:
         app.include_router(test_clock_router)
     app.include_router(_health_router())
+    app.add_middleware(PublicLinkFastPath, context=context)
     app.add_middleware(
         RequestBodyPolicy,
         max_bytes=settings.max_body_bytes,

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -50,12 +50,13 @@ def _with_context(work: Callable[[AppContext], Awaitable[T]]) -> T:
         try:
             return await work(context)
         finally:
+            await context.hub.close()
             await context.engine.dispose()
 
     return asyncio.run(run())
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
@@ -154,15 +155,18 @@ def hosts_create(
     typer.echo(f"created host {user_id} <{email.lower()}>")
 
 
-def _update_host(email: str, change: Callable[[User, AppContext], None]) -> None:
-    async def work(context: AppContext) -> None:
+def _update_host(email: str, change: Callable[[User, AppContext], None]) -> str:
+    """Apply `change` to the host's account; the host's id."""
+
+    async def work(context: AppContext) -> str:
         async with context.session_factory() as db:
             user = await auth_service.get_user_by_email_or_404(db, email)
             change(user, context)
             await db.commit()
+            return user.id
 
     try:
-        _with_context(work)
+        return _with_context(work)
     except ApiError as exc:
         _fail(exc.message)
 
@@ -185,7 +189,13 @@ def hosts_suspend(email: str) -> None:
     def change(user: User, context: AppContext) -> None:
         user.suspended_at = user.suspended_at or context.clock.now()
 
-    _update_host(email, change)
+    user_id = _update_host(email, change)
+
+    async def forget_links(context: AppContext) -> None:
+        # Instances sharing Redis drop the host's cached links now (others within seconds).
+        await context.public_links.changed(context.hub, host_id=user_id)
+
+    _with_context(forget_links)
     typer.echo(f"suspended {email.lower()}")
 
 

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=16, ge=1, le=500)
     provider_max_requests_per_second: int = Field(default=90, ge=1, le=10000)
     redis_url: str | None = None
+    simulated_latency_ms: int = Field(default=0, ge=0, le=10_000)
     public_link_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # WebRTC: comma-separated ICE server URLs; TURN credentials follow the TURN REST scheme.

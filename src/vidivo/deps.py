@@ -15,6 +15,7 @@ from vidivo.billing.worker import BillingWorker
 from vidivo.clock import Clock
 from vidivo.config import Settings
 from vidivo.db import unit_of_work
+from vidivo.links.public_cache import PublicLinkCache
 from vidivo.mail.service import Mailer
 from vidivo.pagination import CursorSigner
 from vidivo.payments.provider import PaymentProvider
@@ -34,6 +35,7 @@ class AppContext:
     cursors: CursorSigner
     payments: PaymentProvider
     hub: Hub
+    public_links: PublicLinkCache
     billing: BillingEngine
     worker: BillingWorker
 

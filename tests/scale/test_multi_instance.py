@@ -103,8 +103,8 @@ def fleet(tmp_path: Path):
     fleet.stop_all()
 
 
-async def next_of(ws, kind: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
+async def next_of(ws, kind: str, within: float = 20) -> dict:
+    deadline = time.monotonic() + within
     while True:
         event = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
         if event["type"] == kind:
@@ -177,17 +177,17 @@ async def test_a_call_across_two_instances_bills_right_while_a_worker_dies(fleet
             assert (await next_of(guest_ws, "answer"))["sdp"] == "v=0 from-a"
 
             # A renewal placed by one of the workers reaches both instances' sockets.
-            renewed = await next_of(guest_ws, "window_renewed", timeout=30)
+            renewed = await next_of(guest_ws, "window_renewed", within=30)
             assert renewed["window"] == 2
-            await next_of(host_ws, "window_renewed", timeout=5)
+            await next_of(host_ws, "window_renewed", within=5)
 
             # One worker dies without a word; a replacement starts a little later.
             fleet.processes["worker-1"].send_signal(signal.SIGKILL)
             fleet.processes["worker-1"].wait()
-            renewed = await next_of(guest_ws, "window_renewed", timeout=30)
+            renewed = await next_of(guest_ws, "window_renewed", within=30)
             assert renewed["window"] == 3
             fleet.start("worker-1", "worker", "--interval", "0.1")
-            renewed = await next_of(guest_ws, "window_renewed", timeout=30)
+            renewed = await next_of(guest_ws, "window_renewed", within=30)
             assert renewed["window"] == 4
 
             ended = await http.post(
@@ -195,7 +195,7 @@ async def test_a_call_across_two_instances_bills_right_while_a_worker_dies(fleet
                 headers={"Authorization": f"Bearer {guest_token}"},
             )
             assert ended.status_code == 200, ended.text
-            final = await next_of(host_ws, "ended", timeout=30)
+            final = await next_of(host_ws, "ended", within=30)
             pinger.cancel()
 
         charges = (

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
+import httpx
 import pytest
 from limits.aio.storage import RedisStorage
 from redis import asyncio as aioredis
 
+from vidivo.app import create_app
 from vidivo.db import new_id
 from vidivo.errors import RateLimited
 from vidivo.ratelimit import RateLimiter, per_seconds
@@ -93,3 +96,35 @@ async def test_rate_limits_are_counted_across_instances():
     with pytest.raises(RateLimited) as refused:
         await second.hit(item, key)
     assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+
+
+async def test_a_link_deleted_on_one_instance_is_gone_from_the_others_cache(settings, clock, hosts):
+    shared = settings.model_copy(update={"redis_url": REDIS_URL, "worker": False})
+    first, second = create_app(shared, clock=clock), create_app(shared, clock=clock)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for instance in (first, second):
+            await stack.enter_async_context(instance.router.lifespan_context(instance))
+            transport = httpx.ASGITransport(app=instance)
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(transport=transport, base_url="http://t")
+                )
+            )
+        a, b = clients
+        host = await hosts.create()
+        created = await b.post(
+            "/v1/links",
+            headers=host.headers,
+            json={"rate_per_minute": "2.50", "window_size_minutes": 10},
+        )
+        link = created.json()["link"]
+        url = f"/v1/links/{link['short_code']}"
+        assert (await a.get(url)).status_code == 200  # cached on the first instance
+        deleted = await b.delete(f"/v1/links/{link['id']}", headers=host.headers)
+        assert deleted.status_code == 204
+        for _ in range(50):  # the invalidation travels through Redis
+            if (await a.get(url)).status_code == 404:
+                break
+            await asyncio.sleep(0.02)
+        assert (await a.get(url)).status_code == 404

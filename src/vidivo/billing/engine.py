@@ -26,6 +26,7 @@ from vidivo.billing.timeline import begin_ending, coverage_minutes, live_ms
 from vidivo.clock import Clock
 from vidivo.db import new_id
 from vidivo.links import service as links
+from vidivo.links.public_cache import LINK_CHANGED, PublicLinkCache
 from vidivo.money import format_cents
 from vidivo.payments.provider import (
     HoldRequest,
@@ -71,6 +72,7 @@ class BillingEngine:
         fee_percent: Decimal,
         timings: EngineTimings | None = None,
         provider_requests_per_second: int = 90,
+        public_links: PublicLinkCache | None = None,
     ) -> None:
         self._factory = factory
         self._provider = provider
@@ -81,6 +83,7 @@ class BillingEngine:
         # Paces this process's provider calls under the provider's rate limit (Stripe allows
         # about 100/s in live mode): a burst of renewals waits its turn instead of being
         # refused with 429s.
+        self._public_links = public_links or PublicLinkCache(0)
         self._pace = AsyncLimiter(provider_requests_per_second, time_period=1)
 
     async def advance(self, session_id: str) -> None:
@@ -98,7 +101,10 @@ class BillingEngine:
 
     async def _publish(self, session_id: str, events: list[Event]) -> None:
         for event in events:
-            await self._hub.publish(session_id, event)
+            if event["type"] == LINK_CHANGED:  # for the link caches, not the call's sockets
+                await self._public_links.changed(self._hub, code=event["code"])
+            else:
+                await self._hub.publish(session_id, event)
 
     # Planning: one transaction that applies due transitions and picks the next provider call.
 
@@ -123,16 +129,18 @@ class BillingEngine:
                 if step is None and session.state == SessionState.ENDING:
                     self._finish(session, billing_windows, now, events)
                     if session.state in FINAL_STATES and session.went_live_at is None:
-                        await self._give_back_use(db, session)
+                        await self._give_back_use(db, session, events)
             session.next_action_at = self._next_action_at(session, billing_windows, now, step)
             await db.commit()
             return step, events
 
     @staticmethod
-    async def _give_back_use(db: AsyncSession, session: CallSession) -> None:
+    async def _give_back_use(db: AsyncSession, session: CallSession, events: list[Event]) -> None:
         if session.use_consumed:
-            await links.give_back_use(db, session.link_id)
+            code = await links.give_back_use(db, session.link_id)
             session.use_consumed = False
+            # An exhausted link may be usable again: instances drop its cached public view.
+            events.append({"type": LINK_CHANGED, "code": code})
 
     def _in_flight_step(
         self, session: CallSession, billing_windows: list[BillingWindow], now: datetime

@@ -97,6 +97,11 @@ async def create_link(
         action=create,
     )
     headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    if stored.status_code == 201 and not stored.replayed:
+        await db.commit()
+        # A lookup of this code before it existed may have been cached as a 404.
+        code = stored.body["link"]["short_code"]
+        await context.public_links.changed(context.hub, code=str(code))
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
 
 
@@ -124,15 +129,26 @@ async def list_links(
 
 @router.get(
     "/v1/links/{short_code}",
+    response_model=LinkLookupResponse,
     responses=error_responses(401, 404, 410),
     summary="Open a call link: public details, or everything for its owner",
 )
 async def get_link(
-    short_code: str, principal: OptionalPrincipal, db: DbSession, context: Context
-) -> LinkLookupResponse:
-    link, host = await service.get_usable_for_view(db, context.clock, short_code)
+    short_code: str, principal: OptionalPrincipal, context: Context
+) -> LinkLookupResponse | Response:
+    if principal is None:
+        body = await service.public_view_body(
+            context.engine,
+            context.public_links,
+            context.clock,
+            context.settings.public_base_url,
+            short_code,
+        )
+        return Response(body, media_type="application/json")
+    async with context.session_factory() as db:
+        link, host = await service.get_usable_for_view(db, context.clock, short_code)
     host_public = HostPublic(display_name=host.display_name)
-    if principal is not None and principal.user.id == link.host_id:
+    if principal.user.id == link.host_id:
         owner_view = link_out(context, link)
         return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
     return LinkLookupResponse(
@@ -158,5 +174,7 @@ async def get_link(
 async def delete_link(
     link_id: str, principal: CurrentHost, db: DbSession, context: Context
 ) -> Response:
-    await service.deactivate_link(db, context.clock, principal.user, link_id)
+    code = await service.deactivate_link(db, context.clock, principal.user, link_id)
+    await db.commit()  # then drop the cached view, so nobody caches the old state again
+    await context.public_links.changed(context.hub, code=code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

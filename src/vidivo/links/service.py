@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vidivo.auth.models import User
 from vidivo.clock import Clock
@@ -14,8 +15,9 @@ from vidivo.db import looks_like_id, utc_now_seconds
 from vidivo.errors import ApiError, Forbidden, NotFound, ValidationFailed
 from vidivo.links.codes import looks_like_short_code, new_short_code
 from vidivo.links.models import Link
-from vidivo.links.schemas import LinkCreate
-from vidivo.money import parse_amount_to_cents
+from vidivo.links.public_cache import PublicLinkCache, PublicView
+from vidivo.links.schemas import HostPublic, LinkCreate, LinkLookupResponse, PublicLink
+from vidivo.money import format_cents, parse_amount_to_cents
 from vidivo.pagination import MAX_LIMIT, CursorSigner, keyset_page
 from vidivo.payouts import service as payouts
 from vidivo.schemas import format_timestamp
@@ -118,6 +120,78 @@ async def list_links(
     return LinkPage(rows, next_cursor, has_more, min(limit, MAX_LIMIT))
 
 
+async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> PublicView:
+    # One indexed SELECT of plain columns: no ORM objects, no session bookkeeping.
+    query = (
+        select(
+            Link.short_code,
+            Link.host_id,
+            Link.rate_cents,
+            Link.window_size_minutes,
+            Link.is_active,
+            Link.scheduled_start,
+            Link.scheduled_end,
+            Link.expires_at,
+            Link.max_uses,
+            Link.use_count,
+            User.display_name,
+            User.suspended_at,
+        )
+        .join(User, User.id == Link.host_id)
+        .where(Link.short_code == code)
+    )
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).first()
+    stored_at = time.monotonic()
+    if row is None or not row.is_active or row.suspended_at is not None:
+        return PublicView(
+            host_id=row.host_id if row else None,
+            body=None,
+            expires_at=None,
+            exhausted=False,
+            stored_at=stored_at,
+        )
+    body = LinkLookupResponse(
+        link=PublicLink(
+            short_code=row.short_code,
+            url=f"{base_url}/c/{row.short_code}",
+            host=HostPublic(display_name=row.display_name),
+            rate_per_minute=format_cents(row.rate_cents),
+            window_size_minutes=row.window_size_minutes,
+            is_active=row.is_active,
+            scheduled_start=row.scheduled_start,
+            scheduled_end=row.scheduled_end,
+        )
+    ).model_dump_json()
+    return PublicView(
+        host_id=row.host_id,
+        body=body.encode(),
+        expires_at=row.expires_at,
+        exhausted=row.max_uses is not None and row.use_count >= row.max_uses,
+        stored_at=stored_at,
+    )
+
+
+async def public_view_body(
+    engine: AsyncEngine, cache: PublicLinkCache, clock: Clock, base_url: str, short_code: str
+) -> bytes:
+    """The public `GET /v1/links/{short_code}` body, or the seed's 404/410; the hot path."""
+    code = short_code.lower()
+    if not looks_like_short_code(code):
+        raise NotFound("No call link with this code.")
+    view = cache.get(code)
+    if view is None:
+        view = await _load_public_view(engine, base_url, code)
+        cache.put(code, view)
+    if view.body is None:
+        raise NotFound("No call link with this code.")
+    if view.expires_at is not None and view.expires_at <= clock.now():
+        raise LinkExpired()
+    if view.exhausted:
+        raise LinkExhausted()
+    return view.body
+
+
 async def get_usable_for_view(db: AsyncSession, clock: Clock, short_code: str) -> tuple[Link, User]:
     """The link behind a short code as a guest may open it, or the seed's 404/410."""
     code = short_code.lower()
@@ -177,17 +251,20 @@ async def consume_use(db: AsyncSession, link_id: str, now: datetime) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def give_back_use(db: AsyncSession, link_id: str) -> None:
-    """A call that never happened (declined, host no-show) does not count against the link."""
+async def give_back_use(db: AsyncSession, link_id: str) -> str | None:
+    """A call that never happened (declined, host no-show) does not count against the link.
+    The link's short code (its public view may have changed)."""
     await db.execute(
         update(Link)
         .where(Link.id == link_id, Link.use_count > 0)
         .values(use_count=Link.use_count - 1)
         .execution_options(synchronize_session=False)
     )
+    return await db.scalar(select(Link.short_code).where(Link.id == link_id))
 
 
-async def deactivate_link(db: AsyncSession, clock: Clock, host: User, link_id: str) -> None:
+async def deactivate_link(db: AsyncSession, clock: Clock, host: User, link_id: str) -> str:
+    """Deactivate the host's link; its short code."""
     link = await db.get(Link, link_id) if looks_like_id(link_id) else None
     if link is None:
         raise NotFound("No call link with this id.")
@@ -197,3 +274,4 @@ async def deactivate_link(db: AsyncSession, clock: Clock, host: User, link_id: s
     if link.is_active:
         link.is_active = False
         link.deleted_at = clock.now()
+    return link.short_code

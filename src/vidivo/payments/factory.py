@@ -16,4 +16,6 @@ def build_provider(
 ) -> PaymentProvider:
     if settings.payments == PaymentsMode.STRIPE:
         return StripeProvider(settings)
-    return SimulatedProvider(factory, clock, settings.public_base_url)
+    return SimulatedProvider(
+        factory, clock, settings.public_base_url, latency_ms=settings.simulated_latency_ms
+    )

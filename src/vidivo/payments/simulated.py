@@ -9,6 +9,7 @@ Test PaymentMethods: `pm_card_visa` (and `pm_card_mastercard`) succeed;
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -125,17 +126,29 @@ class SimulatedProvider:
     name = "simulated"
 
     def __init__(
-        self, factory: async_sessionmaker[AsyncSession], clock: Clock, public_base_url: str
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        public_base_url: str,
+        *,
+        latency_ms: int = 0,
     ) -> None:
         self._factory = factory
         self._clock = clock
         self._base = public_base_url
+        # Benchmarks: the round trip a real provider takes, in real time.
+        self._latency = latency_ms / 1000
+
+    async def _network(self) -> None:
+        if self._latency:
+            await asyncio.sleep(self._latency)
 
     async def _once(
         self, key: str, operation: str, params: dict[str, Any], run: Callable[[], Awaitable[T]]
     ) -> T:
         """Stripe's idempotency: the same key and parameters give the first outcome again
         (errors included); the same key with other parameters is refused."""
+        await self._network()
         fingerprint = hashlib.sha256(
             json.dumps([operation, params], sort_keys=True, default=str).encode()
         ).hexdigest()
@@ -308,6 +321,7 @@ class SimulatedProvider:
         return intent
 
     async def retrieve_hold(self, hold_id: str) -> Hold:
+        await self._network()
         async with self._factory() as db:
             intent = await self._load_intent(db, hold_id)
             await db.commit()

@@ -100,6 +100,7 @@ async def start(
     async with context.session_factory() as db:
         link, host = await links.get_usable_for_view(db, clock, short_code)
         links.ensure_in_schedule(link, clock.now())
+        link_code, limited_uses = link.short_code, link.max_uses is not None
         account = await payouts.get_account(db, host.id)
         if account is None or not account.charges_enabled:
             raise HostUnavailable()
@@ -179,6 +180,7 @@ async def start(
         if not await links.consume_use(db, link_id, now):
             begin_ending(session, now, "link_exhausted")
             await db.commit()
+            await context.public_links.changed(context.hub, code=link_code)
             await engine.advance(session_id)  # releases the hold the loser had placed
             raise links.LinkExhausted()
         session.state = SessionState.WAITING_FOR_HOST
@@ -186,6 +188,8 @@ async def start(
         session.waiting_deadline = now + engine.timings.host_join_timeout
         session.next_action_at = session.waiting_deadline
         await db.commit()
+    if limited_uses:  # this use may have been the last: the public view changes
+        await context.public_links.changed(context.hub, code=link_code)
     await context.hub.publish(
         f"host:{session.host_id}", {"type": "incoming_call", "session_id": session_id}
     )

@@ -1,0 +1,255 @@
+"""The billing engine under load: many live calls with 1-minute windows on PostgreSQL, the
+simulated provider answering after 50 ms, a worker pacing provider calls under a ceiling.
+
+Time: the engine runs on a test clock stepped one second at a time, but each step's work
+runs in real time, and a hold's *effective* decision time is the step's clock plus the real
+time spent in the step until the provider answered. Lateness = effective decision time −
+the moment the hold became due. When the engine keeps up, this is what real time would show;
+when it does not, lateness grows, as it would in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from bench.stack import DSN, recreate_database
+from vidivo.app import build_context
+from vidivo.auth import service as auth_service
+from vidivo.billing import windows
+from vidivo.billing.models import BillingWindow
+from vidivo.clock import TestClock
+from vidivo.config import Settings
+from vidivo.deps import AppContext
+from vidivo.links.models import Link
+from vidivo.migrate import upgrade_to_head
+from vidivo.models import load_all_models
+from vidivo.payments.provider import Hold, HoldRequest
+from vidivo.payouts import service as payouts
+from vidivo.sessions import service as sessions
+from vidivo.sessions.models import CallSession
+from vidivo.sessions.schemas import SessionStart
+
+load_all_models()
+WINDOW_MINUTES = 1
+STEP_SECONDS = 0.5  # the worker's polling interval
+JOIN_SPREAD_STEPS = int(60 / STEP_SECONDS)
+
+
+@dataclass
+class Scenario:
+    sessions: int
+    minutes: int
+    ceiling: int
+    concurrency: int
+    latency_ms: int = 50
+
+
+@dataclass
+class Recorder:
+    """Wall-clock moments at which each renewal hold was answered."""
+
+    answered: list[tuple[str, int, float]] = field(default_factory=list)
+    calls: int = 0
+
+
+def _settings(folder: Path, scenario: Scenario, *, latency_ms: int, ceiling: int) -> Settings:
+    return Settings(
+        data_dir=folder,
+        database_url=DSN,
+        test_clock=True,
+        worker=False,
+        simulated_latency_ms=latency_ms,
+        provider_max_requests_per_second=ceiling,
+        worker_concurrency=scenario.concurrency,
+        log_level="WARNING",
+    )
+
+
+def _instrument(context: AppContext, recorder: Recorder) -> None:
+    provider = context.payments
+    place_hold = provider.place_hold
+    capture_hold = provider.capture_hold
+    cancel_hold = provider.cancel_hold
+
+    async def recorded_hold(request: HoldRequest, *, idempotency_key: str) -> Hold:
+        hold = await place_hold(request, idempotency_key=idempotency_key)
+        recorder.calls += 1
+        window = int(request.metadata["window"])
+        recorder.answered.append((request.metadata["session_id"], window, time.monotonic()))
+        return hold
+
+    async def counted_capture(*args: object, **kwargs: object) -> Hold:
+        recorder.calls += 1
+        return await capture_hold(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def counted_cancel(*args: object, **kwargs: object) -> Hold:
+        recorder.calls += 1
+        return await cancel_hold(*args, **kwargs)  # type: ignore[arg-type]
+
+    provider.place_hold = recorded_hold  # type: ignore[method-assign]
+    provider.capture_hold = counted_capture  # type: ignore[method-assign,assignment]
+    provider.cancel_hold = counted_cancel  # type: ignore[method-assign,assignment]
+
+
+async def _started_calls(folder: Path, scenario: Scenario, clock: TestClock) -> list[str]:
+    """Start `sessions` calls through the service layer, accepted by the host."""
+    setup = build_context(_settings(folder, scenario, latency_ms=0, ceiling=10_000), clock)
+    async with setup.session_factory() as db:
+        host = await auth_service.create_user(
+            db, setup, email="engine@example.com", password="bench password 123",
+            display_name="Engine Host", verified=True,
+        )  # fmt: skip
+        await db.commit()
+        await payouts.connect_simulated(db, setup.payments, clock, host)
+        db.add(
+            Link(
+                short_code="enginebench",
+                host_id=host.id,
+                rate_cents=100,
+                window_size_minutes=WINDOW_MINUTES,
+                use_count=0,
+                is_active=True,
+                created_at=clock.now(),
+            )
+        )
+        await db.commit()
+    gate = asyncio.Semaphore(64)
+    body = SessionStart(
+        guest_name="Load", guest_email="load@example.com", payment_method_id="pm_card_visa"
+    )
+
+    async def one() -> str:
+        async with gate:
+            started = await sessions.start(setup, setup.billing, "enginebench", body)
+            return started.session.id
+
+    ids = await asyncio.gather(*(one() for _ in range(scenario.sessions)))
+    async with setup.session_factory() as db:
+        await db.execute(update(CallSession).values(host_accepted_at=clock.now()))
+        await db.commit()
+    await setup.engine.dispose()
+    return list(ids)
+
+
+async def _join(context: AppContext, session_ids: list[str]) -> None:
+    """Both parties open their sockets: the calls go live now."""
+
+    async def both(session_id: str) -> None:
+        await sessions.connected(context, session_id, "host")
+        await sessions.connected(context, session_id, "guest")
+
+    gate = asyncio.Semaphore(32)
+
+    async def gated(session_id: str) -> None:
+        async with gate:
+            await both(session_id)
+
+    await asyncio.gather(*(gated(i) for i in session_ids))
+
+
+async def run_scenario(scenario: Scenario) -> dict[str, float]:
+    await recreate_database()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        await asyncio.to_thread(upgrade_to_head, DSN)
+        clock = TestClock()
+        setup_started = time.monotonic()
+        ids = await _started_calls(folder, scenario, clock)
+        setup_seconds = time.monotonic() - setup_started
+        context = build_context(
+            _settings(folder, scenario, latency_ms=scenario.latency_ms, ceiling=scenario.ceiling),
+            clock,
+        )
+        recorder = Recorder()
+        _instrument(context, recorder)
+        lead = windows.renewal_lead_seconds(WINDOW_MINUTES)
+        effective: dict[tuple[str, int], datetime] = {}
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        real_started = time.monotonic()
+        # Calls go live spread over the first window, as real calls start at any moment.
+        joins = [ids[i::JOIN_SPREAD_STEPS] for i in range(JOIN_SPREAD_STEPS)]
+        for step in range(int(scenario.minutes * 60 / STEP_SECONDS)):
+            clock.advance(STEP_SECONDS)
+            step_clock, step_real = clock.now(), time.monotonic()
+            mark = len(recorder.answered)
+            if step < len(joins):
+                await _join(context, joins[step])
+            await context.worker.run_due()
+            for session_id, number, answered in recorder.answered[mark:]:
+                effective[(session_id, number)] = step_clock + timedelta(
+                    seconds=answered - step_real
+                )
+        real_seconds = time.monotonic() - real_started
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        async with context.session_factory() as db:
+            rows = (await db.execute(select(CallSession.id, CallSession.went_live_at))).all()
+        went_live = {row[0]: row[1] for row in rows}
+        lateness, ended_uncovered = [], 0
+        for (session_id, number), decided in effective.items():
+            start = went_live[session_id]
+            if number < 2 or start is None:
+                continue
+            # Window n+1 is due `lead` before window n's paid minutes run out.
+            covered_until = start + timedelta(seconds=(number - 1) * WINDOW_MINUTES * 60)
+            due = covered_until - timedelta(seconds=lead)
+            lateness.append(max(0.0, (decided - due).total_seconds()))
+            if decided > covered_until:
+                ended_uncovered += 1
+        async with context.session_factory() as db:
+            windows_total = await db.scalar(select(func.count()).select_from(BillingWindow))
+        await context.engine.dispose()
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    lateness.sort()
+    return {
+        "setup_seconds": setup_seconds,
+        "real_seconds": real_seconds,
+        "renewals": len(lateness),
+        "p50_late": statistics.median(lateness) if lateness else float("nan"),
+        "p99_late": lateness[int(len(lateness) * 0.99) - 1] if lateness else float("nan"),
+        "max_late": lateness[-1] if lateness else float("nan"),
+        "uncovered": ended_uncovered,
+        "provider_calls": recorder.calls,
+        "calls_per_second": recorder.calls / real_seconds,
+        "transitions_per_second": (windows_total or 0) / real_seconds,
+        "cpu_percent": 100 * cpu / real_seconds,
+        "max_rss_mib": cpu_after.ru_maxrss / 1024,
+    }
+
+
+def measure(*, quick: bool) -> list[str]:
+    scenarios = (
+        [Scenario(200, 2, 90, 16), Scenario(1000, 2, 1000, 64)]
+        if quick
+        else [
+            Scenario(2000, 4, 90, 32),
+            Scenario(10_000, 3, 90, 64),
+            Scenario(10_000, 3, 1000, 200),
+        ]
+    )
+    lines = [
+        "| live calls | clock stepped | provider ceiling | worker concurrency | setup s "
+        "| renewal holds | late p50 s | late p99 s | windows ended before the next hold "
+        "| provider calls/s | windows/s | worker CPU % | worker max RSS MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario in scenarios:
+        r = asyncio.run(run_scenario(scenario))
+        lines.append(
+            f"| {scenario.sessions:,} | {scenario.minutes} min | {scenario.ceiling}/s "
+            f"| {scenario.concurrency} | {r['setup_seconds']:.0f} "
+            f"| {r['renewals']:,} "
+            f"| {r['p50_late']:.2f} | {r['p99_late']:.2f} | {r['uncovered']:,} "
+            f"| {r['calls_per_second']:.0f} | {r['transitions_per_second']:.0f} "
+            f"| {r['cpu_percent']:.0f} | {r['max_rss_mib']:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines

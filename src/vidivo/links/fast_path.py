@@ -1,0 +1,50 @@
+"""The public link view without the framework: every guest opening a link comes here.
+
+`GET /v1/links/{short_code}` without credentials is answered by this small ASGI layer from
+the in-memory public view cache (one indexed SELECT on a miss); everything else, including
+the owner's authenticated view, goes on to FastAPI. The answer is byte-for-byte the route's.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vidivo.deps import AppContext
+from vidivo.errors import ApiError, error_response
+from vidivo.links import service
+
+_PUBLIC_LINK = re.compile(r"^/v1/links/([^/]+)$")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class PublicLinkFastPath:
+    def __init__(self, app: ASGIApp, context: AppContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = _PUBLIC_LINK.match(scope["path"]) if scope["type"] == "http" else None
+        if (
+            match is None
+            or scope["method"] != "GET"
+            or any(name == b"authorization" for name, _ in scope["headers"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        context = self.context
+        try:
+            body = await service.public_view_body(
+                context.engine,
+                context.public_links,
+                context.clock,
+                context.settings.public_base_url,
+                match.group(1),
+            )
+        except ApiError as error:
+            await error_response(error)(scope, receive, send)
+            return
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
