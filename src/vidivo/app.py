@@ -26,6 +26,7 @@ from vidivo.db import create_engine, create_session_factory
 from vidivo.deps import AppContext, Context
 from vidivo.errors import ServiceUnavailable, install_error_handlers
 from vidivo.links.fast_path import PublicLinkFastPath
+from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.links.routes import router as links_router
 from vidivo.mail.service import Mailer
@@ -61,6 +62,13 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     payments = build_provider(settings, factory, clock)
     hub: Hub = RedisHub(settings.redis_url) if settings.redis_url else LocalHub()
     public_links = PublicLinkCache(settings.public_link_cache_seconds)
+    limiter = RateLimiter(
+        RedisStorage(
+            f"async+{settings.redis_url}", implementation="redispy", key_prefix="vidivo:limits"
+        )
+        if settings.redis_url
+        else None
+    )
     engine_timings = EngineTimings(
         reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
         host_join_timeout=timedelta(seconds=settings.host_join_timeout_seconds),
@@ -82,17 +90,12 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         session_factory=factory,
         keys=keys,
         mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
-        limiter=RateLimiter(
-            RedisStorage(
-                f"async+{settings.redis_url}", implementation="redispy", key_prefix="vidivo:limits"
-            )
-            if settings.redis_url
-            else None
-        ),
+        limiter=limiter,
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
         payments=payments,
         hub=hub,
         public_links=public_links,
+        link_lookups=LookupGuard(limiter, settings.link_misses_per_minute),
         billing=billing,
         worker=BillingWorker(
             factory, billing, clock, settings.worker_id, concurrency=settings.worker_concurrency

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     login_failures_per_email: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     signups_per_hour: int = Field(default=20, ge=1)
+    link_misses_per_minute: int = Field(default=30, ge=1)
 
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None

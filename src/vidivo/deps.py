@@ -15,6 +15,7 @@ from vidivo.billing.worker import BillingWorker
 from vidivo.clock import Clock
 from vidivo.config import Settings
 from vidivo.db import unit_of_work
+from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.mail.service import Mailer
 from vidivo.pagination import CursorSigner
@@ -36,6 +37,7 @@ class AppContext:
     payments: PaymentProvider
     hub: Hub
     public_links: PublicLinkCache
+    link_lookups: LookupGuard
     billing: BillingEngine
     worker: BillingWorker
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -161,7 +162,35 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )
 
+    async def _outage(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(unexpected_error(exc))
+
+    # Handled here rather than by the catch-all below, which Starlette re-raises to the server.
+    for outage in (DBAPIError, ConnectionError, TimeoutError):
+        app.add_exception_handler(outage, _outage)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(ApiError())
+        return error_response(unexpected_error(exc))
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database cannot be reached (down, restarting, connection dropped)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError) or (
+        type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__
+    )
+
+
+def unexpected_error(exc: BaseException) -> ApiError:
+    """What the client is told about an exception no handler expected."""
+    if is_database_outage(exc):
+        log.warning("database unavailable: %s", exc)
+        return ServiceUnavailable(
+            "The database is not reachable; try again shortly.", headers={"Retry-After": "5"}
+        )
+    log.exception("unhandled error", exc_info=exc)
+    return ApiError()

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -91,8 +92,10 @@ class BillingEngine:
         for _ in range(MAX_STEPS_PER_ADVANCE):
             try:
                 step, events = await self._plan(session_id)
-            except StaleDataError:
-                continue  # an API request changed the session meanwhile: plan again
+            except (StaleDataError, IntegrityError):
+                # Another process (an API request, a worker) changed the session or planned
+                # the same window meanwhile: plan again from what is stored now.
+                continue
             await self._publish(session_id, events)
             if step is None:
                 return
@@ -379,8 +382,11 @@ class BillingEngine:
             try:
                 await self._record_once(step, outcome)
                 return
-            except StaleDataError:
-                continue  # the session changed meanwhile; the outcome is recorded again
+            except (StaleDataError, IntegrityError):
+                # The session changed meanwhile, or another process (a worker racing an API
+                # request) recorded this very outcome first (the ledger's key is unique):
+                # look again; the next pass sees it recorded and stops.
+                continue
         log.error("could not record %s for session %s", step.action, step.session_id)
 
     async def _record_once(self, step: ProviderStep, outcome: object) -> None:

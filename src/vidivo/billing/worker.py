@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vidivo.billing.engine import BillingEngine
 from vidivo.clock import Clock
 from vidivo.db import new_id
+from vidivo.errors import is_database_outage
 from vidivo.sessions.models import CallSession
 
 log = logging.getLogger("vidivo.worker")
@@ -104,6 +105,9 @@ class BillingWorker:
         while True:
             try:
                 await self.run_due()
-            except Exception:
-                log.exception("billing worker pass failed")
+            except Exception as exc:
+                if is_database_outage(exc):  # expected while the database restarts
+                    log.warning("billing worker waits for the database: %s", exc)
+                else:
+                    log.exception("billing worker pass failed")
             await asyncio.sleep(interval_seconds)

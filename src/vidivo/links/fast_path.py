@@ -12,7 +12,7 @@ import re
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidivo.deps import AppContext
-from vidivo.errors import ApiError, error_response
+from vidivo.errors import ApiError, NotFound, error_response, unexpected_error
 from vidivo.links import service
 
 _PUBLIC_LINK = re.compile(r"^/v1/links/([^/]+)$")
@@ -34,6 +34,11 @@ class PublicLinkFastPath:
             await self.app(scope, receive, send)
             return
         context = self.context
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if refused := context.link_lookups.refusal(address):
+            await error_response(refused)(scope, receive, send)
+            return
         try:
             body = await service.public_view_body(
                 context.engine,
@@ -42,8 +47,15 @@ class PublicLinkFastPath:
                 context.settings.public_base_url,
                 match.group(1),
             )
-        except ApiError as error:
+        except NotFound as missing:
+            error: ApiError = await context.link_lookups.missed(address) or missing
             await error_response(error)(scope, receive, send)
+            return
+        except ApiError as other:
+            await error_response(other)(scope, receive, send)
+            return
+        except Exception as exc:  # outside FastAPI's handlers: answer in the API's shape
+            await error_response(unexpected_error(exc))(scope, receive, send)
             return
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -130,7 +130,7 @@ async def list_links(
 @router.get(
     "/v1/links/{short_code}",
     response_model=LinkLookupResponse,
-    responses=error_responses(401, 404, 410),
+    responses=error_responses(401, 404, 410, 429),
     summary="Open a call link: public details, or everything for its owner",
 )
 async def get_link(

@@ -74,6 +74,21 @@ def ensure_may_view(session: CallSession, caller: Principal | GuestPrincipal) ->
         raise NotFound("No call session with this id.")
 
 
+def ensure_party(session: CallSession, caller: Principal | GuestPrincipal) -> None:
+    """The call's own host or guest: an admin may look at a call, never join or end it."""
+    ensure_may_view(session, caller)
+    if isinstance(caller, Principal) and caller.user.id != session.host_id:
+        raise NotFound("No call session with this id.")
+
+
+async def get_for_party(
+    db: AsyncSession, session_id: str, caller: Principal | GuestPrincipal
+) -> CallSession:
+    session = await _load(db, session_id)
+    ensure_party(session, caller)
+    return session
+
+
 async def get_for(
     db: AsyncSession, session_id: str, caller: Principal | GuestPrincipal
 ) -> CallSession:
@@ -281,7 +296,7 @@ async def end(
     context: AppContext, session_id: str, caller: Principal | GuestPrincipal
 ) -> CallSession:
     async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        ensure_may_view(session, caller)
+        ensure_party(session, caller)
         if session.state in FINAL_STATES or session.state == SessionState.ENDING:
             raise InvalidSessionState("This call has already ended.")
         if session.state == SessionState.PENDING_PAYMENT:

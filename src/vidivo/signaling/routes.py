@@ -48,7 +48,7 @@ _message_limiter = FixedWindowRateLimiter(MemoryStorage())
 async def ice_servers(
     session_id: str, caller: Caller, db: DbSession, context: Context
 ) -> IceServers:
-    session = await sessions.get_for(db, session_id, caller)
+    session = await sessions.get_for_party(db, session_id, caller)
     return ice_servers_for(context.settings, session.id, context.clock.now())
 
 
@@ -68,7 +68,7 @@ async def _role(context: AppContext, session_id: str, token: str | None) -> str 
         return None
     async with context.session_factory() as db:
         try:
-            session = await sessions.get_for(db, session_id, caller)
+            session = await sessions.get_for_party(db, session_id, caller)
         except ApiError:
             return None
         if session.state in FINAL_STATES:

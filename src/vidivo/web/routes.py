@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from vidivo.deps import Context, DbSession
-from vidivo.errors import NotFound
+from vidivo.errors import NotFound, RateLimited
 from vidivo.links import service as links
 from vidivo.money import format_cents
 from vidivo.payments.provider import InvalidPaymentRequest
@@ -31,6 +31,17 @@ def _message(request: Request, status: int, heading: str, text: str) -> HTMLResp
     )
 
 
+def _too_many(request: Request, limited: RateLimited) -> HTMLResponse:
+    page = _message(
+        request,
+        429,
+        "Too many unknown links",
+        "This address asked for many links that do not exist. Wait a minute and try again.",
+    )
+    page.headers.update(limited.headers)
+    return page
+
+
 @router.get("/")
 async def home() -> RedirectResponse:
     return RedirectResponse("/app", status_code=307)
@@ -45,9 +56,17 @@ async def dashboard(request: Request) -> HTMLResponse:
 async def guest_page(
     request: Request, short_code: str, db: DbSession, context: Context
 ) -> HTMLResponse:
+    address = request.client.host if request.client else "unknown"
+    refused = context.link_lookups.refusal(address)
     try:
+        if refused:
+            raise refused
         link, host = await links.get_usable_for_view(db, context.clock, short_code)
+    except RateLimited as limited:
+        return _too_many(request, limited)
     except NotFound:
+        if too_many := await context.link_lookups.missed(address):
+            return _too_many(request, too_many)
         return _message(
             request,
             404,

@@ -1,0 +1,47 @@
+"""Short-code enumeration: an address that keeps asking for codes that do not exist gets
+`429` + `Retry-After` for a while, on every lookup (hits too), instead of more answers.
+
+Misses are counted with the shared rate limiter (Redis when configured, so the count spans
+instances); the block itself is remembered in process, so a lookup of a cached link costs no
+round trip at all.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from vidivo.errors import RateLimited
+from vidivo.ratelimit import RateLimiter, per_seconds
+
+
+class LookupGuard:
+    def __init__(self, limiter: RateLimiter, misses_per_minute: int) -> None:
+        self._limiter = limiter
+        self._item = per_seconds(misses_per_minute, 60)
+        self._blocked_until: dict[str, float] = {}
+
+    def refusal(self, address: str) -> RateLimited | None:
+        """The 429 for an address that is blocked now, else None."""
+        until = self._blocked_until.get(address)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._blocked_until[address]
+            return None
+        return _refused(math.ceil(left))
+
+    async def missed(self, address: str) -> RateLimited | None:
+        """Count a lookup of a code that does not exist; the 429 once there were too many."""
+        try:
+            await self._limiter.hit(self._item, "link-miss", address)
+        except RateLimited as refused:
+            retry_after = int(refused.headers["Retry-After"])
+            self._blocked_until[address] = time.monotonic() + retry_after
+            return _refused(retry_after)
+        return None
+
+
+def _refused(retry_after: int) -> RateLimited:
+    return RateLimited(retry_after, "Too many lookups of unknown call links; try again later.")
