@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from vidivo.billing.ledger import audit
+from vidivo.payouts.models import PayoutAccount
 
 
 async def clean_audit(context):
@@ -157,4 +160,29 @@ async def test_a_hold_placed_ahead_and_never_used_is_cancelled(calls, context):
         ("captured", "10.00", "2.50"),
         ("released", "0.00", "12.50"),
     ]
+    await clean_audit(context)
+
+
+async def test_a_host_whose_payouts_were_disabled_gets_no_new_holds(calls, context):
+    async with calls.live() as (call, _host_ws, guest_ws):
+        # Stripe disabled the host's account (an `account.updated` webhook says so).
+        async with context.session_factory() as db:
+            await db.execute(
+                update(PayoutAccount)
+                .where(PayoutAccount.host_id == call.host.id)
+                .values(charges_enabled=False)
+            )
+            await db.commit()
+        await calls.advance(240)  # the renewal would be due now
+        while (event := await guest_ws.receive_json(timeout=2))["type"] != "hold_declined":
+            pass
+        assert event["decline_code"] == "payment_failed"
+        charges = await calls.charges(call)
+        assert [w["state"] for w in charges["windows"]] == ["held", "declined"]
+        assert charges["totals"]["held"] == "12.50"  # nothing more was held on the card
+        await calls.advance(120)  # the paid 5 minutes run out: the call ends
+    session = await calls.session(call)
+    assert session["state"] == "ended" and session["end_reason"] is not None
+    charges = await calls.charges(call)
+    assert charges["totals"]["captured"] == session["billed"] == "12.50"
     await clean_audit(context)

@@ -35,6 +35,7 @@ from vidivo.payments.provider import (
     PaymentError,
     PaymentProvider,
 )
+from vidivo.payouts import service as payouts
 from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
 from vidivo.signaling.hub import Event, Hub
 
@@ -353,7 +354,16 @@ class BillingEngine:
             )
             fee = windows.platform_fee_cents(amount, self._fee_percent)
             hold_id = window.provider_hold_id
+            # A host whose payout account was disabled meanwhile takes no new holds.
+            payee_ready = not step.action.startswith("hold") or await payouts.charges_enabled(
+                db, session.host_id
+            )
         outcome: object
+        if not payee_ready:
+            await self._record(
+                step, InvalidPaymentRequest("The host's payout account cannot take charges now.")
+            )
+            return
         try:
             await self._pace.acquire()
             if step.action.startswith("hold"):

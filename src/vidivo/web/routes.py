@@ -109,6 +109,7 @@ async def guest_page(
             "rate": format_cents(link.rate_cents),
             "window": link.window_size_minutes,
             "hold": format_cents(link.rate_cents * link.window_size_minutes),
+            "hold_cents": link.rate_cents * link.window_size_minutes,
             "payments": settings.payments.value,
             "publishable_key": settings.stripe_publishable_key,
         },
@@ -121,7 +122,11 @@ async def call_view(request: Request, session_id: str, context: Context) -> HTML
     return templates.TemplateResponse(
         request,
         "call.html",
-        {"session_id": session_id, "payments": context.settings.payments.value},
+        {
+            "session_id": session_id,
+            "payments": context.settings.payments.value,
+            "publishable_key": context.settings.stripe_publishable_key,
+        },
     )
 
 

@@ -216,12 +216,33 @@ $("hang-up").addEventListener("click", async () => {
   await refresh();
 });
 
+// With real Stripe the replacement card is entered in Stripe's Payment Element too.
+let stripe = null;
+let cardElements = null;
+if (root.dataset.payments === "stripe" && window.Stripe && role === "guest") {
+  stripe = window.Stripe(root.dataset.publishableKey);
+  cardElements = stripe.elements({
+    mode: "payment", amount: 100, currency: "usd", captureMethod: "manual",
+    setupFutureUsage: "off_session", paymentMethodCreation: "manual",
+  });
+  cardElements.create("payment").mount("#new-card-element");
+}
+
+async function newPaymentMethodId() {
+  if (!stripe) return $("new-card").value;
+  const { error: incomplete } = await cardElements.submit();
+  if (incomplete) throw new Error(incomplete.message);
+  const { paymentMethod, error } = await stripe.createPaymentMethod({ elements: cardElements });
+  if (error) throw new Error(error.message);
+  return paymentMethod.id;
+}
+
 $("card-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("card-error").textContent = "";
   try {
     await api("POST", `/v1/sessions/${sessionId}/payment-method`, {
-      token: auth, body: { payment_method_id: $("new-card").value },
+      token: auth, body: { payment_method_id: await newPaymentMethodId() },
     });
     await refresh();
   } catch (error) {

@@ -4,18 +4,29 @@ import { api, ApiError, saveGuestToken } from "./api.js";
 const form = document.getElementById("start-form");
 const errorBox = document.getElementById("start-error");
 const shortCode = form.dataset.shortCode;
-let stripeCard = null;
 let stripe = null;
+let elements = null;
 
+// With real Stripe, the card is entered in Stripe's Payment Element (in Stripe's frame) and
+// turned into a PaymentMethod id there: no card number ever reaches Vidivo.
 if (form.dataset.payments === "stripe" && window.Stripe) {
   stripe = window.Stripe(form.dataset.publishableKey);
-  stripeCard = stripe.elements().create("card");
-  stripeCard.mount("#card-element");
+  elements = stripe.elements({
+    mode: "payment",
+    amount: Number(form.dataset.holdCents),
+    currency: "usd",
+    captureMethod: "manual",
+    setupFutureUsage: "off_session",
+    paymentMethodCreation: "manual",
+  });
+  elements.create("payment").mount("#card-element");
 }
 
 async function paymentMethodId() {
   if (!stripe) return form.elements.payment_method_id.value;
-  const { paymentMethod, error } = await stripe.createPaymentMethod({ type: "card", card: stripeCard });
+  const { error: incomplete } = await elements.submit();
+  if (incomplete) throw new Error(incomplete.message);
+  const { paymentMethod, error } = await stripe.createPaymentMethod({ elements });
   if (error) throw new Error(error.message);
   return paymentMethod.id;
 }
