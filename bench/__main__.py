@@ -220,7 +220,8 @@ def main() -> None:
         f"{repeats} runs of {seconds} s.",
         "",
     ]
-    text = "\n".join(header + sections)
+    history = (Path(__file__).parent / "HISTORY.md").read_text()
+    text = "\n".join(header + sections) + "\n" + history
     out = RESULTS if not args.only else RESULTS.with_name(f"RESULTS-{args.only}.md")
     out.write_text(text + "\n")
     print(text)

@@ -58,14 +58,16 @@ def _ws(base: str, session_id: str, token: str) -> str:
 
 async def _relay_latency(host_url: str, guest_url: str, messages: int) -> list[float]:
     async with websockets.connect(host_url) as host, websockets.connect(guest_url) as guest:
-        await host.recv()  # welcome
-        await guest.recv()
+        await asyncio.wait_for(host.recv(), timeout=30)  # welcome
+        await asyncio.wait_for(guest.recv(), timeout=30)
         latencies = []
         for n in range(messages):
+            # 40 messages a second: under the per-socket budget (50/s), as ICE trickles.
+            await asyncio.sleep(0.025)
             sent = time.perf_counter()
             await guest.send(json.dumps({"type": "ice", "candidate": {"n": n}}))
             while True:
-                event = json.loads(await host.recv())
+                event = json.loads(await asyncio.wait_for(host.recv(), timeout=10))
                 if event["type"] == "ice" and event["candidate"]["n"] == n:
                     break
             latencies.append((time.perf_counter() - sent) * 1000)
@@ -100,7 +102,7 @@ async def _measure(stack: Stack, clients: int, messages: int) -> list[str]:
     async def join(url: str) -> None:
         async with gate:
             connection = await websockets.connect(url, open_timeout=120)
-            await connection.recv()  # the welcome: presence is recorded
+            await asyncio.wait_for(connection.recv(), timeout=120)  # the welcome: present
             sockets.append(connection)
 
     started = time.monotonic()

@@ -46,7 +46,7 @@ def _translate(error: stripe.StripeError) -> PaymentError:
         return CardDeclined(message, decline_code=str(decline_code))
     if isinstance(error, stripe.RateLimitError):
         retry_after = (error.headers or {}).get("retry-after") or "1"
-        return ProviderRateLimited(message, retry_after_seconds=float(retry_after))
+        return ProviderRateLimited(message, retry_after_seconds=_seconds(retry_after))
     if isinstance(error, stripe.APIConnectionError) or (
         isinstance(error, stripe.APIError) and (error.http_status or 500) >= 500
     ):
@@ -54,6 +54,17 @@ def _translate(error: stripe.StripeError) -> PaymentError:
     if isinstance(error, stripe.InvalidRequestError | stripe.IdempotencyError):
         return InvalidPaymentRequest(message)
     return PaymentError(message)
+
+
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+
+def _seconds(retry_after: str) -> float:
+    """`Retry-After` in seconds; an HTTP date or garbage counts as 1 s."""
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        return 1.0
 
 
 class _WaitForRateLimit(wait_base):
@@ -66,7 +77,8 @@ class _WaitForRateLimit(wait_base):
         base: float = self._exponential(retry_state)
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, ProviderRateLimited):
-            return max(base, error.retry_after_seconds)
+            # Honour Retry-After, within reason: a billing step must not stall for minutes.
+            return max(base, min(error.retry_after_seconds, MAX_RETRY_AFTER_SECONDS))
         return base
 
 

@@ -10,7 +10,9 @@ file (what `--from-scratch` plus no persistence means), and dies with the test p
 
 `stripe_standin` (session): a started `StripeStandin` (see `standin.py`) in front of it, with
 `.url` (point the SDK here), `.localstripe_url`, `.requests`, `.requests_to(prefix)`,
-`.complete_onboarding(account_id)`, `.reset()` and `.sdk_client()`.
+`.complete_onboarding(account_id)`, fault injection (`.fail_next(...)`: the next matching
+requests answered 5xx/429 without forwarding; `.drop_next(...)`: processed, then the
+connection closed before the answer), `.reset()` and `.sdk_client()`.
 
 `make_payment_method(client_or_url, number)`: a card PaymentMethod with that test number.
 """

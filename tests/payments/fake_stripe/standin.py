@@ -39,6 +39,16 @@ Added on top of localstripe:
     404s get `code: resource_missing`; an off-session PaymentIntent whose card needs 3-D
     Secure becomes a 402 `authentication_required` (localstripe returns `requires_action`).
 
+Added for tests to inject (nothing happens unless a test asks; `reset()` drops what is pending):
+  * `fail_next(n, status=500 | 429, path_prefix=..., retry_after=...)`: the next n matching
+    requests (POST by default) are refused with a Stripe-shaped error (5xx: `type: api_error`;
+    429: `type: invalid_request_error`, `code: rate_limit`, and a `Retry-After` header if
+    given) without being forwarded or touching idempotency state, so a retry runs afresh.
+  * `drop_next(n, path_prefix=...)`: the next n matching requests are handled in full (their
+    response stored under the idempotency key) but the connection is closed instead of
+    answering, as when a response is lost on the way back; a retry gets the stored replay.
+  Recorded requests say which fault met them (`RecordedRequest.fault`).
+
 Not imitated: balances, transfers and application fee objects, webhooks from the stand-in's
 own objects, the `Stripe-Account` header (recorded only), and localstripe's partial capture
 still records the released remainder as a refund on the charge.
@@ -311,6 +321,38 @@ class RecordedRequest:
     replayed: bool = False  # an idempotent replay of a stored response
     status: int | None = None  # response status, once answered
     stripe_account: str | None = None  # the `Stripe-Account` header (not otherwise imitated)
+    # An injected fault: "refused" (answered with `fail_next`'s error, never forwarded) or
+    # "dropped" (handled, `status` is what it produced, but the client got no response).
+    fault: str | None = None
+
+
+@dataclass
+class _Fault:
+    """A pending `fail_next` ("refuse") or `drop_next` ("drop") for matching requests."""
+
+    kind: str
+    remaining: int
+    method: str | None
+    path_prefix: str
+    status: int = 500
+    retry_after: float | None = None
+    message: str = ""
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.remaining > 0
+            and (self.method is None or self.method == method)
+            and path.startswith(self.path_prefix)
+        )
+
+    def response(self) -> web.Response:
+        error: dict[str, Any] = {"message": self.message}
+        if self.status == 429:
+            error.update(type="invalid_request_error", code="rate_limit")
+        else:
+            error["type"] = "api_error"
+        headers = {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
+        return _json(self.status, {"error": error}, headers)
 
 
 @dataclass
@@ -341,6 +383,7 @@ class StripeStandin:
         self._cards: dict[str, str] = {}  # payment method id -> card number
         self._idempotent: dict[tuple[str, str], _StoredResponse] = {}
         self._in_flight: set[tuple[str, str]] = set()
+        self._faults: list[_Fault] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -442,10 +485,72 @@ class StripeStandin:
             return json.loads(json.dumps(self._accounts[account_id]))
 
     def reset(self) -> None:
-        """Forget recorded requests and stored idempotent responses (objects stay)."""
+        """Forget recorded requests, stored idempotent responses and pending faults (objects
+        stay)."""
         with self._lock:
             self._requests.clear()
             self._idempotent.clear()
+            self._faults.clear()
+
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        status: int = 500,
+        path_prefix: str = "/v1/payment_intents",
+        method: str | None = "POST",
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Refuse the next `n` requests whose path starts with `path_prefix` (and of `method`;
+        None: any) with a transient Stripe error: `status` 429 or 5xx, and a `Retry-After`
+        header of `retry_after` seconds if given. Refused requests are recorded (`fault` is
+        "refused") but never forwarded, so they create nothing and store no idempotent result.
+        """
+        if n < 1 or not (status == 429 or 500 <= status <= 599):
+            raise ValueError("fail_next needs n >= 1 and a status of 429 or 5xx")
+        default = (
+            "Too many requests hit the API too quickly (injected by the stand-in)."
+            if status == 429
+            else "An unknown error occurred (injected by the stand-in)."
+        )
+        fault = _Fault(
+            "refuse",
+            n,
+            method.upper() if method else None,
+            path_prefix,
+            status=status,
+            retry_after=retry_after,
+            message=message or default,
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def drop_next(
+        self, n: int = 1, *, path_prefix: str = "/v1/payment_intents", method: str | None = "POST"
+    ) -> None:
+        """Handle the next `n` matching requests in full (forwarded, idempotent result stored)
+        but close the connection instead of answering: the client sees a dropped connection
+        after the work was done. Recorded with `fault` "dropped"."""
+        if n < 1:
+            raise ValueError("drop_next needs n >= 1")
+        with self._lock:
+            self._faults.append(_Fault("drop", n, method.upper() if method else None, path_prefix))
+
+    @property
+    def pending_faults(self) -> int:
+        """How many injected failures have not met a request yet."""
+        with self._lock:
+            return sum(f.remaining for f in self._faults)
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        """The first pending fault matching this request, used up by one."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.remaining -= 1
+                    return fault
+        return None
 
     def sdk_client(self, api_key: str = "sk_test_12345") -> Any:
         """An official SDK client pointed at the stand-in, without SDK retries."""
@@ -501,6 +606,11 @@ class StripeStandin:
         )
         with self._lock:
             self._requests.append(record)
+        fault = self._take_fault(request.method, request.path)
+        if fault is not None and fault.kind == "refuse":
+            record.fault = "refused"
+            record.status = fault.status
+            return fault.response()
         request[PARSED] = {"record": record, "params": params, "pairs": pairs, "body": body}
         try:
             if request.method == "POST" and record.idempotency_key:
@@ -525,6 +635,10 @@ class StripeStandin:
                 {"error": {"type": "api_error", "message": f"Stripe stand-in error: {error!r}"}},
             )
         record.status = response.status
+        if fault is not None and request.transport is not None:  # drop_next: lose the answer
+            record.fault = "dropped"
+            # aiohttp then finds the transport closing and skips the response quietly.
+            request.transport.close()
         return response
 
     async def _idempotently(
