@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -166,7 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(unexpected_error(exc))
 
     # Handled here rather than by the catch-all below, which Starlette re-raises to the server.
-    for outage in (DBAPIError, ConnectionError, TimeoutError):
+    for outage in (DBAPIError, ConnectionError, TimeoutError, RedisConnectionError, RedisTimeout):
         app.add_exception_handler(outage, _outage)
 
     @app.exception_handler(Exception)
@@ -175,8 +177,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def is_database_outage(exc: BaseException) -> bool:
-    """The database cannot be reached (down, restarting, connection dropped)."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    """The database (or Redis, when configured) cannot be reached: down, restarting, dropped."""
+    if isinstance(exc, OperationalError | InterfaceError | RedisConnectionError | RedisTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -190,7 +192,8 @@ def unexpected_error(exc: BaseException) -> ApiError:
     if is_database_outage(exc):
         log.warning("database unavailable: %s", exc)
         return ServiceUnavailable(
-            "The database is not reachable; try again shortly.", headers={"Retry-After": "5"}
+            "A service Vidivo needs is not reachable; try again shortly.",
+            headers={"Retry-After": "5"},
         )
     log.exception("unhandled error", exc_info=exc)
     return ApiError()

@@ -128,3 +128,20 @@ async def test_a_link_deleted_on_one_instance_is_gone_from_the_others_cache(sett
                 break
             await asyncio.sleep(0.02)
         assert (await a.get(url)).status_code == 404
+
+
+async def test_with_redis_down_requests_that_need_it_get_a_clear_503(settings, clock):
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "worker": False})
+    app = create_app(down, clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        # Login throttling counts attempts in Redis.
+        response = await client.post(
+            "/v1/auth/token", json={"email": "x@example.com", "password": "whatever-long"}
+        )
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "service_unavailable"
+        assert response.headers["Retry-After"] == "5"
+        # What does not need Redis keeps working.
+        assert (await client.get("/healthz")).status_code == 200
+    await app.state.context.engine.dispose()
