@@ -20,7 +20,6 @@ from vidivo.links.schemas import (
     LinkResponse,
     LinkSummary,
     OwnerLink,
-    PublicLink,
 )
 from vidivo.money import format_cents
 from vidivo.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -136,33 +135,22 @@ async def list_links(
 async def get_link(
     short_code: str, principal: OptionalPrincipal, context: Context
 ) -> LinkLookupResponse | Response:
-    if principal is None:
-        body = await service.public_view_body(
-            context.engine,
-            context.public_links,
-            context.clock,
-            context.settings.public_base_url,
-            short_code,
-        )
-        return Response(body, media_type="application/json")
-    async with context.session_factory() as db:
-        link, host = await service.get_usable_for_view(db, context.clock, short_code)
-    host_public = HostPublic(display_name=host.display_name)
-    if principal.user.id == link.host_id:
-        owner_view = link_out(context, link)
-        return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
-    return LinkLookupResponse(
-        link=PublicLink(
-            short_code=link.short_code,
-            url=_url(context, link),
-            host=host_public,
-            rate_per_minute=format_cents(link.rate_cents),
-            window_size_minutes=link.window_size_minutes,
-            is_active=link.is_active,
-            scheduled_start=link.scheduled_start,
-            scheduled_end=link.scheduled_end,
-        )
+    if principal is not None:
+        async with context.session_factory() as db:
+            link, host = await service.get_usable_for_view(db, context.clock, short_code)
+        if principal.user.id == link.host_id:
+            owner_view = link_out(context, link)
+            host_public = HostPublic(display_name=host.display_name)
+            return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
+    # Everyone else sees the public view, built in one place (the fast path serves the same).
+    body = await service.public_view_body(
+        context.engine,
+        context.public_links,
+        context.clock,
+        context.settings.public_base_url,
+        short_code,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.delete(
