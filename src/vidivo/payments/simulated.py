@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -144,70 +144,70 @@ class SimulatedProvider:
             await asyncio.sleep(self._latency)
 
     async def _once(
-        self, key: str, operation: str, params: dict[str, Any], run: Callable[[], Awaitable[T]]
+        self,
+        key: str,
+        operation: str,
+        params: dict[str, Any],
+        run: Callable[[AsyncSession], Awaitable[T]],
     ) -> T:
         """Stripe's idempotency: the same key and parameters give the first outcome again
-        (errors included); the same key with other parameters is refused."""
+        (errors included); the same key with other parameters is refused.
+
+        The operation's writes and its idempotency record commit in one transaction, so a
+        process killed halfway leaves no trace and a retry with the same key runs afresh;
+        a concurrent request with the same key waits for the first one's commit."""
         await self._network()
         fingerprint = hashlib.sha256(
             json.dumps([operation, params], sort_keys=True, default=str).encode()
         ).hexdigest()
         async with self._factory() as db:
-            db.add(
-                SimIdempotencyKey(key=key, fingerprint=fingerprint, created_at=self._clock.now())
+            record = SimIdempotencyKey(
+                key=key, fingerprint=fingerprint, created_at=self._clock.now()
             )
+            db.add(record)
             try:
-                await db.commit()
+                await db.flush()
             except IntegrityError:
                 await db.rollback()
-                stored = await db.get_one(SimIdempotencyKey, key)
-                if stored.fingerprint != fingerprint:
-                    raise InvalidPaymentRequest(
-                        "Keys for idempotent requests can only be used with the same parameters."
-                    ) from None
-                if stored.result_json is None:
-                    raise TransientPaymentError(
-                        "A request with this idempotency key is still in progress."
-                    ) from None
-                outcome = _decode(stored.result_json)
-                if isinstance(outcome, PaymentError):
-                    raise outcome from None
-                return outcome  # type: ignore[return-value]
-        try:
-            result: T = await run()
-        except (CardDeclined, AuthenticationRequired, InvalidPaymentRequest) as error:
-            await self._store(key, _encode(error))
-            raise
-        except BaseException:
-            await self._forget(key)  # like Stripe after a 5xx: the key can be retried
-            raise
-        await self._store(key, _encode(result))
-        return result
-
-    async def _store(self, key: str, encoded: str) -> None:
-        async with self._factory() as db:
-            stored = await db.get_one(SimIdempotencyKey, key)
-            stored.result_json = encoded
-            await db.commit()
-
-    async def _forget(self, key: str) -> None:
-        async with self._factory() as db:
-            stored = await db.get(SimIdempotencyKey, key)
-            if stored is not None:
-                await db.delete(stored)
+                return cast(T, await self._replay(db, key, fingerprint))
+            try:
+                result: T = await run(db)
+            except (CardDeclined, AuthenticationRequired, InvalidPaymentRequest) as error:
+                # Stripe keeps a refusal under its key, with whatever the attempt recorded.
+                record.result_json = _encode(error)
                 await db.commit()
+                raise
+            except BaseException:
+                await db.rollback()  # like Stripe after a 5xx: the key can be retried
+                raise
+            record.result_json = _encode(result)
+            await db.commit()
+            return result
+
+    @staticmethod
+    async def _replay(db: AsyncSession, key: str, fingerprint: str) -> object:
+        stored = await db.get_one(SimIdempotencyKey, key)
+        if stored.fingerprint != fingerprint:
+            raise InvalidPaymentRequest(
+                "Keys for idempotent requests can only be used with the same parameters."
+            )
+        if stored.result_json is None:  # written by a version that committed keys first
+            raise TransientPaymentError("A request with this idempotency key is still in progress.")
+        outcome = _decode(stored.result_json)
+        if isinstance(outcome, PaymentError):
+            raise outcome
+        return outcome
 
     # Connect accounts --------------------------------------------------------------
 
     async def create_connected_account(
         self, *, email: str, host_id: str, idempotency_key: str
     ) -> AccountStatus:
-        async def run() -> AccountStatus:
-            async with self._factory() as db:
-                account = SimAccount(id=_sim_id("acct"), email=email, created_at=self._clock.now())
-                db.add(account)
-                await db.commit()
-                return _account(account)
+        async def run(db: AsyncSession) -> AccountStatus:
+            account = SimAccount(id=_sim_id("acct"), email=email, created_at=self._clock.now())
+            db.add(account)
+            await db.flush()
+            return _account(account)
 
         params = {"email": email, "host_id": host_id}
         return await self._once(idempotency_key, "create_account", params, run)
@@ -239,14 +239,13 @@ class SimulatedProvider:
     # Customers and cards -----------------------------------------------------------
 
     async def create_customer(self, *, email: str, name: str, idempotency_key: str) -> str:
-        async def run() -> str:
-            async with self._factory() as db:
-                customer = SimCustomer(
-                    id=_sim_id("cus"), email=email, name=name, created_at=self._clock.now()
-                )
-                db.add(customer)
-                await db.commit()
-                return customer.id
+        async def run(db: AsyncSession) -> str:
+            customer = SimCustomer(
+                id=_sim_id("cus"), email=email, name=name, created_at=self._clock.now()
+            )
+            db.add(customer)
+            await db.flush()
+            return customer.id
 
         params = {"email": email, "name": name}
         return await self._once(idempotency_key, "create_customer", params, run)
@@ -254,18 +253,15 @@ class SimulatedProvider:
     async def attach_payment_method(
         self, *, customer_id: str, payment_method_id: str, idempotency_key: str
     ) -> None:
-        async def run() -> None:
+        async def run(db: AsyncSession) -> None:
             _check_known_card(payment_method_id)
-            async with self._factory() as db:
-                if await db.get(SimCustomer, customer_id) is None:
-                    raise InvalidPaymentRequest(f"No such customer: {customer_id}")
-                if await db.get(SimAttachedCard, (customer_id, payment_method_id)) is None:
-                    db.add(
-                        SimAttachedCard(
-                            customer_id=customer_id, payment_method_id=payment_method_id
-                        )
-                    )
-                    await db.commit()
+            if await db.get(SimCustomer, customer_id) is None:
+                raise InvalidPaymentRequest(f"No such customer: {customer_id}")
+            if await db.get(SimAttachedCard, (customer_id, payment_method_id)) is None:
+                db.add(
+                    SimAttachedCard(customer_id=customer_id, payment_method_id=payment_method_id)
+                )
+                await db.flush()
 
         params = {"customer": customer_id, "payment_method": payment_method_id}
         await self._once(idempotency_key, "attach", params, run)
@@ -273,43 +269,43 @@ class SimulatedProvider:
     # Holds -------------------------------------------------------------------------
 
     async def place_hold(self, request: HoldRequest, *, idempotency_key: str) -> Hold:
-        async def run() -> Hold:
-            return await self._authorize(request)
+        async def run(db: AsyncSession) -> Hold:
+            return await self._authorize(db, request)
 
         return await self._once(idempotency_key, "place_hold", dataclasses.asdict(request), run)
 
-    async def _authorize(self, request: HoldRequest) -> Hold:
+    async def _authorize(self, db: AsyncSession, request: HoldRequest) -> Hold:
         if request.amount_cents < 50:
             raise InvalidPaymentRequest("Amount must be at least $0.50 usd.")
-        async with self._factory() as db:
-            card = await db.get(SimAttachedCard, (request.customer_id, request.payment_method_id))
-            if card is None:
-                raise InvalidPaymentRequest("The PaymentMethod is not attached to this customer.")
-            account = await db.get(SimAccount, request.destination_account_id)
-            if account is None or not account.charges_enabled:
-                raise InvalidPaymentRequest("The destination account cannot take charges.")
-            intent = SimPaymentIntent(
-                id=_sim_id("pi"),
-                status=HoldStatus.REQUIRES_CAPTURE,
-                amount=request.amount_cents,
-                customer_id=request.customer_id,
-                payment_method_id=request.payment_method_id,
-                destination_account_id=request.destination_account_id,
-                off_session=request.off_session,
-                description=request.description,
-                metadata_json=json.dumps(request.metadata),
-                created_at=self._clock.now(),
-            )
-            refusal = _refusal(request.payment_method_id, card.holds_authorized)
-            if refusal is not None:
-                intent.status = HoldStatus.FAILED
-                db.add(intent)
-                await db.commit()
-                raise refusal
-            card.holds_authorized += 1
-            db.add(intent)
-            await db.commit()
-            return _hold(intent)
+        card = await db.get(
+            SimAttachedCard, (request.customer_id, request.payment_method_id), with_for_update=True
+        )
+        if card is None:
+            raise InvalidPaymentRequest("The PaymentMethod is not attached to this customer.")
+        account = await db.get(SimAccount, request.destination_account_id)
+        if account is None or not account.charges_enabled:
+            raise InvalidPaymentRequest("The destination account cannot take charges.")
+        intent = SimPaymentIntent(
+            id=_sim_id("pi"),
+            status=HoldStatus.REQUIRES_CAPTURE,
+            amount=request.amount_cents,
+            customer_id=request.customer_id,
+            payment_method_id=request.payment_method_id,
+            destination_account_id=request.destination_account_id,
+            off_session=request.off_session,
+            description=request.description,
+            metadata_json=json.dumps(request.metadata),
+            created_at=self._clock.now(),
+        )
+        db.add(intent)
+        refusal = _refusal(request.payment_method_id, card.holds_authorized)
+        if refusal is not None:
+            intent.status = HoldStatus.FAILED  # kept: _once commits it with the refusal
+            await db.flush()
+            raise refusal
+        card.holds_authorized += 1
+        await db.flush()
+        return _hold(intent)
 
     async def _load_intent(self, db: AsyncSession, hold_id: str) -> SimPaymentIntent:
         intent = await db.get(SimPaymentIntent, hold_id, with_for_update=True)
@@ -335,64 +331,60 @@ class SimulatedProvider:
         application_fee_cents: int,
         idempotency_key: str,
     ) -> Hold:
-        async def run() -> Hold:
-            async with self._factory() as db:
-                intent = await self._load_intent(db, hold_id)
-                if intent.status != HoldStatus.REQUIRES_CAPTURE:
-                    await db.commit()
-                    raise InvalidPaymentRequest(
-                        f"This PaymentIntent could not be captured because it has a status "
-                        f"of {intent.status}."
-                    )
-                if not 0 < amount_cents <= intent.amount:
-                    raise InvalidPaymentRequest("amount_to_capture exceeds the authorized amount.")
-                if not 0 <= application_fee_cents <= amount_cents:
-                    raise InvalidPaymentRequest("application_fee_amount exceeds the capture.")
-                # Capturing part releases the rest of the authorization at once.
-                intent.status = HoldStatus.SUCCEEDED
-                intent.amount_captured = amount_cents
-                intent.application_fee = application_fee_cents
-                await db.commit()
-                return _hold(intent)
+        async def run(db: AsyncSession) -> Hold:
+            intent = await self._load_intent(db, hold_id)
+            if intent.status != HoldStatus.REQUIRES_CAPTURE:
+                raise InvalidPaymentRequest(
+                    f"This PaymentIntent could not be captured because it has a status "
+                    f"of {intent.status}."
+                )
+            if not 0 < amount_cents <= intent.amount:
+                raise InvalidPaymentRequest("amount_to_capture exceeds the authorized amount.")
+            if not 0 <= application_fee_cents <= amount_cents:
+                raise InvalidPaymentRequest("application_fee_amount exceeds the capture.")
+            # Capturing part releases the rest of the authorization at once.
+            intent.status = HoldStatus.SUCCEEDED
+            intent.amount_captured = amount_cents
+            intent.application_fee = application_fee_cents
+            await db.flush()
+            return _hold(intent)
 
         params = {"hold": hold_id, "amount": amount_cents, "fee": application_fee_cents}
         return await self._once(idempotency_key, "capture", params, run)
 
     async def cancel_hold(self, hold_id: str, *, idempotency_key: str) -> Hold:
-        async def run() -> Hold:
-            async with self._factory() as db:
-                intent = await self._load_intent(db, hold_id)
-                if intent.status == HoldStatus.SUCCEEDED:
-                    raise InvalidPaymentRequest(
-                        "You cannot cancel this PaymentIntent because it has a status of succeeded."
-                    )
-                intent.status = HoldStatus.CANCELED
-                await db.commit()
-                return _hold(intent)
+        async def run(db: AsyncSession) -> Hold:
+            intent = await self._load_intent(db, hold_id)
+            if intent.status == HoldStatus.SUCCEEDED:
+                raise InvalidPaymentRequest(
+                    "You cannot cancel this PaymentIntent because it has a status of succeeded."
+                )
+            intent.status = HoldStatus.CANCELED
+            await db.flush()
+            return _hold(intent)
 
         return await self._once(idempotency_key, "cancel", {"hold": hold_id}, run)
 
     async def refund(self, hold_id: str, *, amount_cents: int, idempotency_key: str) -> Refund:
-        async def run() -> Refund:
-            async with self._factory() as db:
-                intent = await self._load_intent(db, hold_id)
-                if intent.status != HoldStatus.SUCCEEDED:
-                    raise InvalidPaymentRequest("Only a captured payment can be refunded.")
-                refundable = intent.amount_captured - intent.amount_refunded
-                if not 0 < amount_cents <= refundable:
-                    raise InvalidPaymentRequest(
-                        f"Refund amount must be between 0.01 and {refundable / 100:.2f}."
-                    )
-                intent.amount_refunded += amount_cents
-                refund = SimRefund(
-                    id=_sim_id("re"),
-                    payment_intent_id=hold_id,
-                    amount=amount_cents,
-                    created_at=self._clock.now(),
+        async def run(db: AsyncSession) -> Refund:
+            intent = await self._load_intent(db, hold_id)
+            if intent.status != HoldStatus.SUCCEEDED:
+                raise InvalidPaymentRequest("Only a captured payment can be refunded.")
+            refundable = intent.amount_captured - intent.amount_refunded
+            if not 0 < amount_cents <= refundable:
+                raise InvalidPaymentRequest(
+                    f"Refund amount must be between 0.01 and {refundable / 100:.2f}."
                 )
-                db.add(refund)
-                await db.commit()
-                return Refund(refund.id, hold_id, amount_cents, "succeeded")
+            intent.amount_refunded += amount_cents
+            refund = SimRefund(
+                id=_sim_id("re"),
+                payment_intent_id=hold_id,
+                amount=amount_cents,
+                created_at=self._clock.now(),
+            )
+            db.add(refund)
+            await db.flush()
+            return Refund(refund.id, hold_id, amount_cents, "succeeded")
 
         params = {"hold": hold_id, "amount": amount_cents}
         return await self._once(idempotency_key, "refund", params, run)
