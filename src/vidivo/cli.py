@@ -73,14 +73,17 @@ async def _create_demo_host_if_empty(context: AppContext) -> str | None:
         if await db.scalar(select(func.count()).select_from(User)):
             return None
         password = secrets.token_urlsafe(12)
-        user = await auth_service.create_user(
-            db,
-            context,
-            email=DEMO_EMAIL,
-            password=password,
-            display_name="Demo Host",
-            verified=True,
-        )
+        try:
+            user = await auth_service.create_user(
+                db,
+                context,
+                email=DEMO_EMAIL,
+                password=password,
+                display_name="Demo Host",
+                verified=True,
+            )
+        except auth_service.EmailTaken:
+            return None  # another instance starting beside this one seeded it first
         await db.commit()  # the provider is called outside any open write transaction
         if context.settings.payments == PaymentsMode.SIMULATED:
             await payouts.connect_simulated(db, context.payments, context.clock, user)

@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,100 +18,24 @@ import pytest
 from httpx_ws import aconnect_ws
 
 from tests.conftest import PASSWORD, _recreate_postgres_database
-from tests.support import free_port
+from tests.fleet import Fleet, keep_alive, next_of, wait_ready
+from tests.support import demo_credentials, free_port
 
 PG_URL = os.environ.get(
     "VIDIVO_TEST_SCALE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/vidivo_scale"
 )
-REDIS_URL = os.environ.get("VIDIVO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SPEED = 20
-
-
-class Fleet:
-    """The processes of one deployment, their logs in a folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("VIDIVO_")},
-            "VIDIVO_DATABASE_URL": PG_URL,
-            "VIDIVO_REDIS_URL": REDIS_URL,
-            "VIDIVO_DATA_DIR": str(folder / "data"),
-            "VIDIVO_WORKER": "false",
-            "VIDIVO_CLOCK_SPEED": str(SPEED),
-            "VIDIVO_CLOCK_EPOCH": datetime.now(UTC).isoformat(),
-            "VIDIVO_RECONNECT_GRACE_SECONDS": "60",
-        }
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "vidivo.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def start(self, name: str, *args: str) -> None:
-        with (self.folder / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "vidivo.cli", *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self, name: str) -> str:
-        return (self.folder / f"{name}.log").read_text()
-
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{base} did not become ready")
 
 
 @pytest.fixture
 def fleet(tmp_path: Path):
     _recreate_postgres_database(PG_URL)
-    fleet = Fleet(tmp_path)
+    fleet = Fleet(tmp_path, PG_URL, SPEED)
     (tmp_path / "data").mkdir()
     migrated = fleet.run("migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     yield fleet
     fleet.stop_all()
-
-
-async def next_of(ws, kind: str, within: float = 20) -> dict:
-    deadline = time.monotonic() + within
-    while True:
-        event = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
-        if event["type"] == kind:
-            return event
-
-
-async def keep_alive(*sockets) -> None:
-    while True:
-        await asyncio.sleep(5)
-        for ws in sockets:
-            await ws.send_json({"type": "ping"})
 
 
 async def test_a_call_across_two_instances_bills_right_while_a_worker_dies(fleet):
@@ -216,3 +136,28 @@ async def test_a_call_across_two_instances_bills_right_while_a_worker_dies(fleet
     assert audit.returncode == 0, audit.stdout + audit.stderr
     # No instance failed a request along the way.
     assert "Traceback" not in fleet.log("api-a") + fleet.log("api-b")
+
+
+def test_instances_starting_together_on_an_empty_database_all_come_up(tmp_path: Path):
+    # A fresh deployment: every instance migrates and seeds the demo host at start-up.
+    _recreate_postgres_database(PG_URL)
+    (tmp_path / "data").mkdir()
+    fleet = Fleet(tmp_path, PG_URL, SPEED)
+    bases = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
+    try:
+        for n, base in enumerate(bases):
+            fleet.start(f"api-{n}", "serve", "--port", base.rsplit(":", 1)[1])
+        for base in bases:
+            wait_ready(base)
+        logs = "".join(fleet.log(f"api-{n}") for n in range(3))
+        # One of them seeded the demo host, and every instance lets it sign in.
+        assert logs.count("Demo host: ") == 1, logs
+        email, password = demo_credentials(logs)
+        for base in bases:
+            signed_in = httpx.post(
+                f"{base}/v1/auth/token", json={"email": email, "password": password}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+    finally:
+        fleet.stop_all()
+    assert "Traceback" not in logs

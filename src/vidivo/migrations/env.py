@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from vidivo.db import Base, create_engine
@@ -13,6 +14,7 @@ from vidivo.models import load_all_models
 load_all_models()
 config = context.config
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x76696469766F  # 'vidivo'
 
 
 def _configure_and_run(connection: Connection) -> None:
@@ -23,6 +25,10 @@ def _configure_and_run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Instances starting together on one database migrate one after the other; the
+            # lock ends with the transaction, and the next one finds nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
