@@ -131,6 +131,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version="1.0.0",
         summary="Pay-per-minute 1:1 video calls, billed through pre-authorized windows.",
         lifespan=lifespan,
+        # Operation ids are the handlers' names: short, stable, and what OpenAPI links name.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.context = context
     install_error_handlers(app)

@@ -99,3 +99,17 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses
     }
+
+
+def links_to(status: int, **links: tuple[str, dict[str, str]]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a response to the operations it enables: each is the target's
+    operation id and its parameters as runtime expressions (`$response.body#/...`). Clients
+    and stateful fuzzers follow them; they document how the API's calls chain."""
+    return {
+        status: {
+            "links": {
+                name: {"operationId": operation, "parameters": parameters}
+                for name, (operation, parameters) in links.items()
+            }
+        }
+    }

@@ -4,6 +4,7 @@ server finds no server error, no undocumented status and no response off its sch
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -75,36 +76,44 @@ def test_schemathesis_finds_no_failure_on_any_operation(server_env, tmp_path):
             f"{base}/v1/auth/token",
             json={"email": "fuzz@example.com", "password": "fuzzing password"},
         ).json()["access_token"]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "schemathesis.cli",
-                "run",
-                f"{base}/openapi.json",
-                "--checks",
-                CHECKS,
-                # Logging out would revoke the token every other operation runs with.
-                "--exclude-path",
-                "/v1/auth/logout",
-                "--header",
-                f"Authorization: Bearer {token}",
-                "--max-examples",
-                "25",
-                "--generation-deterministic",
-                "--request-timeout",
-                "20",
-                "--no-color",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        result = schemathesis(base, token, "--checks", CHECKS, "--max-examples", "25")
+        # Chains of calls along the OpenAPI links, with bodies a real client sends.
+        stateful = schemathesis(
+            base, token,
+            "--checks", CHECKS.replace(",negative_data_rejection", ""),
+            "--phases", "stateful", "--mode", "positive", "--max-examples", "100",
+            hooks="tests.contract.realistic_data",
+        )  # fmt: skip
     finally:
         log = stop_server(server)
-    report = result.stdout + result.stderr
-    assert result.returncode == 0, f"{report}\n--- server log ---\n{log[-5000:]}"
-    assert "passed" in report
+    for run in (result, stateful):
+        report = run.stdout + run.stderr
+        assert run.returncode == 0, f"{report}\n--- server log ---\n{log[-5000:]}"
+        assert "passed" in report
+    covered = re.search(r"API Links:\s+(\d+) covered", stateful.stdout)
+    assert covered and int(covered.group(1)) >= 1, stateful.stdout
+    # The chains reached real resources: links made, calls started on them and deleted.
+    assert re.search(r'"POST /v1/links HTTP/1.1" 201', log)
+    assert re.search(r'"DELETE /v1/links/[0-9A-Z]{26} HTTP/1.1" 204', log)
+
+
+def schemathesis(
+    base: str, token: str, *options: str, hooks: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
+            # Logging out would revoke the token every other operation runs with.
+            "--exclude-path", "/v1/auth/logout",
+            "--header", f"Authorization: Bearer {token}",
+            "--generation-deterministic", "--request-timeout", "20", "--no-color",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **({"SCHEMATHESIS_HOOKS": hooks} if hooks else {})},
+    )  # fmt: skip
 
 
 def test_the_document_is_openapi_3_1_with_errors_in_the_seed_shape(settings, clock):

@@ -23,7 +23,7 @@ from vidivo.links.schemas import (
 )
 from vidivo.money import format_cents
 from vidivo.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from vidivo.schemas import Pagination, error_responses
+from vidivo.schemas import Pagination, error_responses, links_to
 
 router = APIRouter(tags=["links"])
 
@@ -70,7 +70,15 @@ def link_out(context: Context, link: Link) -> LinkOut:
     "/v1/links",
     status_code=status.HTTP_201_CREATED,
     response_model=LinkResponse,
-    responses=error_responses(401, 402, 403, 409),
+    responses={
+        **error_responses(401, 402, 403, 409),
+        **links_to(
+            201,
+            GetLink=("get_link", {"short_code": "$response.body#/link/short_code"}),
+            StartSession=("start_session", {"short_code": "$response.body#/link/short_code"}),
+            DeleteLink=("delete_link", {"link_id": "$response.body#/link/id"}),
+        ),
+    },
     summary="Create a call link",
 )
 async def create_link(

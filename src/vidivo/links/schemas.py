@@ -31,7 +31,8 @@ Rate = Annotated[
     Field(
         description="Per-minute charge in USD, a decimal string. Min 0.50, max 999.99.",
         examples=["2.50"],
-        json_schema_extra={"pattern": r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,2})?$"},
+        # Exactly 0.50 to 999.99 with at most two decimals, so the schema says what is valid.
+        json_schema_extra={"pattern": r"^(0\.[5-9][0-9]?|[1-9][0-9]{0,2}(\.[0-9]{1,2})?)$"},
     ),
 ]
 

@@ -12,7 +12,7 @@ from vidivo.deps import Context, DbSession
 from vidivo.errors import Forbidden
 from vidivo.money import format_cents
 from vidivo.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from vidivo.schemas import Pagination, error_responses
+from vidivo.schemas import Pagination, error_responses, links_to
 from vidivo.sessions import service
 from vidivo.sessions.models import CallSession, SessionState
 from vidivo.sessions.schemas import (
@@ -67,10 +67,28 @@ async def _respond(context: Context, db: DbSession, session: CallSession) -> Ses
     )
 
 
+# Every call operation takes the session the start answered with.
+STARTED_SESSION = {"session_id": "$response.body#/session/id"}
+
+
 @router.post(
     "/v1/links/{short_code}/sessions",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(402, 404, 409, 410, 502),
+    responses={
+        **error_responses(402, 404, 409, 410, 502),
+        **links_to(
+            201,
+            GetSession=("get_session", STARTED_SESSION),
+            Accept=("accept", STARTED_SESSION),
+            Decline=("decline", STARTED_SESSION),
+            End=("end", STARTED_SESSION),
+            ReplacePaymentMethod=("replace_payment_method", STARTED_SESSION),
+            Charges=("charges", STARTED_SESSION),
+            Receipt=("receipt", STARTED_SESSION),
+            Refund=("refund", STARTED_SESSION),
+            IceServers=("ice_servers", STARTED_SESSION),
+        ),
+    },
     summary="Start a call: hold the first window on the guest's card",
 )
 async def start_session(
