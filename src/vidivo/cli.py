@@ -20,6 +20,7 @@ from vidivo.billing.ledger import AuditFinding, audit
 from vidivo.config import PaymentsMode, Settings
 from vidivo.deps import AppContext
 from vidivo.errors import ApiError
+from vidivo.logs import RedactSecrets, server_logging_config
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 
@@ -102,6 +103,8 @@ def serve(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.database_url)
     demo_password = _with_context(_create_demo_host_if_empty)
@@ -113,7 +116,13 @@ def serve(
         typer.echo(f"Demo host: {DEMO_EMAIL} / {demo_password}  (verified, payouts ready)")
     from vidivo.app import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=server_logging_config(),
+    )
 
 
 @hosts.command("create")
