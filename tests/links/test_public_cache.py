@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from tests.sessions.conftest import Calls
+from vidivo.links.public_cache import PublicLinkCache, PublicView
 
 
 async def create(client, host, **fields):
@@ -79,3 +83,84 @@ async def test_the_fast_path_answers_exactly_like_the_route(client, hosts):
     other = await hosts.create()
     seen = await client.get(f"/v1/links/{link['short_code']}", headers=other.headers)
     assert seen.json() == public.json()
+
+
+def _view(marker: str) -> PublicView:
+    return PublicView(
+        host_id="h1", body=marker.encode(), expires_at=None, exhausted=False,
+        stored_at=time.monotonic(),
+    )  # fmt: skip
+
+
+class SlowLoads:
+    """The database read behind the cache, counted, each finishing when the test says so."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.release = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def __call__(self) -> PublicView:
+        self.count += 1
+        marker = f"load {self.count}"
+        await self.release.wait()
+        if self.fail is not None:
+            raise self.fail
+        return _view(marker)
+
+
+async def test_a_crowd_missing_the_cache_at_once_causes_one_read():
+    # An expired entry of a viral link: every reader in that instant misses together.
+    cache, loads = PublicLinkCache(ttl_seconds=5), SlowLoads()
+    readers = [asyncio.create_task(cache.get_or_load("code", loads)) for _ in range(50)]
+    await asyncio.sleep(0)
+    loads.release.set()
+    views = await asyncio.gather(*readers)
+    assert loads.count == 1
+    assert {view.body for view in views} == {b"load 1"}
+    assert (await cache.get_or_load("code", loads)).body == b"load 1"  # now cached
+    assert loads.count == 1
+
+
+async def test_a_read_that_began_before_a_change_is_not_kept():
+    cache, loads = PublicLinkCache(ttl_seconds=5), SlowLoads()
+    before = asyncio.create_task(cache.get_or_load("code", loads))
+    await asyncio.sleep(0)
+    cache.forget(code="code")  # the link changed while the read was under way
+    after = asyncio.create_task(cache.get_or_load("code", loads))
+    await asyncio.sleep(0)
+    loads.release.set()
+    await asyncio.gather(before, after)
+    assert loads.count == 2  # the request after the change did not share the older read
+    assert (await after).body == b"load 2"
+    assert cache.get("code") is not None and cache.get("code").body == b"load 2"
+
+
+async def test_a_failed_read_fails_its_waiters_and_the_next_request_reads_again():
+    cache, loads = PublicLinkCache(ttl_seconds=5), SlowLoads()
+    loads.fail = ConnectionError("database unreachable")
+    readers = [asyncio.create_task(cache.get_or_load("code", loads)) for _ in range(3)]
+    await asyncio.sleep(0)
+    loads.release.set()
+    outcomes = await asyncio.gather(*readers, return_exceptions=True)
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
+    loads.fail = None
+    assert (await cache.get_or_load("code", loads)).body == b"load 2"
+
+
+async def test_a_reader_that_goes_away_does_not_cancel_the_read_for_the_others():
+    cache, loads = PublicLinkCache(ttl_seconds=5), SlowLoads()
+    leaving = asyncio.create_task(cache.get_or_load("code", loads))
+    staying = asyncio.create_task(cache.get_or_load("code", loads))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    loads.release.set()
+    assert (await staying).body == b"load 1"
+    assert loads.count == 1
+
+
+async def test_with_the_cache_off_every_request_reads():
+    cache, loads = PublicLinkCache(ttl_seconds=0), SlowLoads()
+    loads.release.set()
+    await asyncio.gather(*(cache.get_or_load("code", loads) for _ in range(3)))
+    assert loads.count == 3

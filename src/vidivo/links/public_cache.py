@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,12 +38,43 @@ class PublicLinkCache:
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
         self._entries: dict[str, PublicView] = {}
+        self._loading: dict[str, asyncio.Future[PublicView]] = {}
+        self._changes = 0  # counts forgets: a load that saw one begin is not stored
 
     def get(self, code: str) -> PublicView | None:
         entry = self._entries.get(code)
         if entry is None or time.monotonic() - entry.stored_at > self._ttl:
             return None
         return entry
+
+    async def get_or_load(self, code: str, load: Callable[[], Awaitable[PublicView]]) -> PublicView:
+        """The cached view, or one load shared by every request that misses meanwhile.
+
+        A viral link's entry expires under hundreds of concurrent readers; without sharing,
+        each of them would query at once (and open overflow connections to do it), stalling
+        every request on the instance for tens of milliseconds."""
+        if (view := self.get(code)) is not None:
+            return view
+        if self._ttl <= 0:
+            return await load()
+        pending = self._loading.get(code)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(code, load, self._changes))
+            self._loading[code] = pending
+        # Shielded: a requester that goes away does not cancel the load for the others.
+        return await asyncio.shield(pending)
+
+    async def _load(
+        self, code: str, load: Callable[[], Awaitable[PublicView]], changes: int
+    ) -> PublicView:
+        try:
+            view = await load()
+        finally:
+            if self._loading.get(code) is asyncio.current_task():
+                del self._loading[code]
+        if changes == self._changes:  # else it may predate the change: do not keep it
+            self.put(code, view)
+        return view
 
     def put(self, code: str, view: PublicView) -> None:
         if self._ttl <= 0:
@@ -52,11 +84,14 @@ class PublicLinkCache:
         self._entries[code] = view
 
     def forget(self, *, code: str | None = None, host_id: str | None = None) -> None:
+        self._changes += 1
         if code is not None:
             self._entries.pop(code, None)
+            self._loading.pop(code, None)
         if host_id is not None:
             for key in [k for k, v in self._entries.items() if v.host_id == host_id]:
                 self._entries.pop(key, None)
+            self._loading.clear()  # which codes belong to the host is known only once loaded
 
     async def changed(
         self, hub: Hub, *, code: str | None = None, host_id: str | None = None

@@ -179,10 +179,7 @@ async def public_view_body(
     code = short_code.lower()
     if not looks_like_short_code(code):
         raise NotFound("No call link with this code.")
-    view = cache.get(code)
-    if view is None:
-        view = await _load_public_view(engine, base_url, code)
-        cache.put(code, view)
+    view = await cache.get_or_load(code, lambda: _load_public_view(engine, base_url, code))
     if view.body is None:
         raise NotFound("No call link with this code.")
     if view.expires_at is not None and view.expires_at <= clock.now():
