@@ -59,6 +59,18 @@ class ProviderStep:
     idempotency_key: str
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A provider call with everything it needs, read in the transaction that planned it."""
+
+    step: ProviderStep
+    request: HoldRequest
+    amount_cents: int
+    fee_cents: int
+    hold_id: str | None
+    payee_ready: bool
+
+
 def idempotency_key(session_id: str, window_number: int, action: str) -> str:
     return f"session:{session_id}:window:{window_number}:{action}"
 
@@ -92,15 +104,15 @@ class BillingEngine:
         """Do everything now due for the session: transitions, then provider steps."""
         for _ in range(MAX_STEPS_PER_ADVANCE):
             try:
-                step, events = await self._plan(session_id)
+                call, events = await self._plan(session_id)
             except (StaleDataError, IntegrityError):
                 # Another process (an API request, a worker) changed the session or planned
                 # the same window meanwhile: plan again from what is stored now.
                 continue
             await self._publish(session_id, events)
-            if step is None:
+            if call is None:
                 return
-            await self._perform(step)
+            await self._perform(call)
         log.warning("session %s still had work after %d steps", session_id, MAX_STEPS_PER_ADVANCE)
 
     async def _publish(self, session_id: str, events: list[Event]) -> None:
@@ -112,7 +124,7 @@ class BillingEngine:
 
     # Planning: one transaction that applies due transitions and picks the next provider call.
 
-    async def _plan(self, session_id: str) -> tuple[ProviderStep | None, list[Event]]:
+    async def _plan(self, session_id: str) -> tuple[PreparedCall | None, list[Event]]:
         async with self._factory() as db:
             session = await db.get(CallSession, session_id, populate_existing=True)
             if session is None or session.state in FINAL_STATES:
@@ -135,8 +147,43 @@ class BillingEngine:
                     if session.state in FINAL_STATES and session.went_live_at is None:
                         await self._give_back_use(db, session, events)
             session.next_action_at = self._next_action_at(session, billing_windows, now, step)
+            call = None
+            if step is not None:
+                window = next(w for w in billing_windows if w.id == step.window_id)
+                call = await self._prepare(db, session, window, step)
             await db.commit()
-            return step, events
+            return call, events
+
+    async def _prepare(
+        self, db: AsyncSession, session: CallSession, window: BillingWindow, step: ProviderStep
+    ) -> PreparedCall:
+        amount = window.pending_amount_cents or 0
+        request = HoldRequest(
+            amount_cents=amount,
+            customer_id=session.customer_id or "",
+            payment_method_id=session.payment_method_id,
+            destination_account_id=session.destination_account_id,
+            # Only the very first hold is made with the guest at the keyboard.
+            off_session=not (window.number == 1 and step.action == "hold"),
+            description=f"Vidivo call {session.id}, window {window.number}",
+            metadata={
+                "session_id": session.id,
+                "window": str(window.number),
+                "host_id": session.host_id,
+            },
+        )
+        # A host whose payout account was disabled meanwhile takes no new holds.
+        payee_ready = not step.action.startswith("hold") or await payouts.charges_enabled(
+            db, session.host_id
+        )
+        return PreparedCall(
+            step=step,
+            request=request,
+            amount_cents=amount,
+            fee_cents=windows.platform_fee_cents(amount, self._fee_percent),
+            hold_id=window.provider_hold_id,
+            payee_ready=payee_ready,
+        )
 
     @staticmethod
     async def _give_back_use(db: AsyncSession, session: CallSession, events: list[Event]) -> None:
@@ -333,33 +380,10 @@ class BillingEngine:
 
     # Performing: the provider call outside any transaction, then its outcome recorded.
 
-    async def _perform(self, step: ProviderStep) -> None:
-        async with self._factory() as db:
-            window = await db.get_one(BillingWindow, step.window_id)
-            session = await db.get_one(CallSession, step.session_id)
-            amount = window.pending_amount_cents or 0
-            request = HoldRequest(
-                amount_cents=amount,
-                customer_id=session.customer_id or "",
-                payment_method_id=session.payment_method_id,
-                destination_account_id=session.destination_account_id,
-                # Only the very first hold is made with the guest at the keyboard.
-                off_session=not (window.number == 1 and step.action == "hold"),
-                description=f"Vidivo call {session.id}, window {window.number}",
-                metadata={
-                    "session_id": session.id,
-                    "window": str(window.number),
-                    "host_id": session.host_id,
-                },
-            )
-            fee = windows.platform_fee_cents(amount, self._fee_percent)
-            hold_id = window.provider_hold_id
-            # A host whose payout account was disabled meanwhile takes no new holds.
-            payee_ready = not step.action.startswith("hold") or await payouts.charges_enabled(
-                db, session.host_id
-            )
+    async def _perform(self, call: PreparedCall) -> None:
+        step = call.step
         outcome: object
-        if not payee_ready:
+        if not call.payee_ready:
             await self._record(
                 step, InvalidPaymentRequest("The host's payout account cannot take charges now.")
             )
@@ -368,20 +392,20 @@ class BillingEngine:
             await self._pace.acquire()
             if step.action.startswith("hold"):
                 outcome = await self._provider.place_hold(
-                    request, idempotency_key=step.idempotency_key
+                    call.request, idempotency_key=step.idempotency_key
                 )
             elif step.action == "capture":
-                assert hold_id is not None
+                assert call.hold_id is not None
                 outcome = await self._provider.capture_hold(
-                    hold_id,
-                    amount_cents=amount,
-                    application_fee_cents=fee,
+                    call.hold_id,
+                    amount_cents=call.amount_cents,
+                    application_fee_cents=call.fee_cents,
                     idempotency_key=step.idempotency_key,
                 )
             else:
-                assert hold_id is not None
+                assert call.hold_id is not None
                 outcome = await self._provider.cancel_hold(
-                    hold_id, idempotency_key=step.idempotency_key
+                    call.hold_id, idempotency_key=step.idempotency_key
                 )
         except PaymentError as error:
             outcome = error
