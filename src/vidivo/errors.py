@@ -177,14 +177,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def is_database_outage(exc: BaseException) -> bool:
-    """The database (or Redis, when configured) cannot be reached: down, restarting, dropped."""
+    """The database (or Redis, when configured) cannot be reached: down, restarting, dropped.
+
+    The driver's own error may sit under SQLAlchemy's wrapper (`orig`) or as its cause: a
+    connection attempt while PostgreSQL shuts down surfaces as a plain `DBAPIError` whose
+    root is asyncpg's `CannotConnectNowError`."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _is_outage_itself(current):
+            return True
+        pending += [e for e in (getattr(current, "orig", None), current.__cause__) if e]
+    return False
+
+
+# SQLSTATE classes: 08 connection exception; 57 operator intervention (shutdown, crash,
+# "cannot connect now" while starting or stopping).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "57")
+
+
+def _is_outage_itself(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | RedisConnectionError | RedisTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, ConnectionError | TimeoutError) or (
-        type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__
-    )
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+        return True
+    return type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__
 
 
 def unexpected_error(exc: BaseException) -> ApiError:
