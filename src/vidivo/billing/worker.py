@@ -81,8 +81,11 @@ class BillingWorker:
         async with self._concurrency:
             try:
                 await self._engine.advance(session_id)
-            except Exception:
-                log.exception("advancing session %s failed; retried later", session_id)
+            except Exception as exc:
+                if is_database_outage(exc):  # its lease runs out; the next pass carries on
+                    log.warning("session %s waits for the database: %s", session_id, exc)
+                else:
+                    log.exception("advancing session %s failed; retried later", session_id)
             finally:
                 await self._release(session_id)
 
