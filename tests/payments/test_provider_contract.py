@@ -58,21 +58,8 @@ async def harness(request, context, settings) -> Harness:
     if request.param == "simulated":
         return Harness(context.payments)
     standin = request.getfixturevalue("stripe_standin")
-    stripe_settings = settings.model_copy(
-        update={
-            "payments": "stripe",
-            "stripe_secret_key": "sk_test_contract",
-            "stripe_webhook_secret": "whsec_contract",
-            "stripe_api_base": standin.url,
-            "stripe_max_retries": 0,
-        }
-    )
-    client = stripe.StripeClient(
-        "sk_test_contract",
-        base_addresses={"api": standin.url},
-        http_client=stripe.HTTPXClient(),
-        max_network_retries=0,
-    )
+    stripe_settings = standin.provider_settings(settings, "sk_test_contract", max_retries=0)
+    client = standin.sdk_client("sk_test_contract")
     return Harness(StripeProvider(stripe_settings), client, standin)
 
 

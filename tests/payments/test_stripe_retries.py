@@ -32,15 +32,7 @@ CREATE = "/v1/payment_intents"
 
 
 def make_harness(settings: Settings, standin: StripeStandin, retries: int) -> Harness:
-    stripe_settings = settings.model_copy(
-        update={
-            "payments": "stripe",
-            "stripe_secret_key": "sk_test_retries",
-            "stripe_webhook_secret": "whsec_retries",
-            "stripe_api_base": standin.url,
-            "stripe_max_retries": retries,
-        }
-    )
+    stripe_settings = standin.provider_settings(settings, "sk_test_retries", max_retries=retries)
     return Harness(StripeProvider(stripe_settings), standin.sdk_client("sk_test_retries"), standin)
 
 

@@ -552,6 +552,18 @@ class StripeStandin:
                     return fault
         return None
 
+    def provider_settings(self, settings: Any, api_key: str, *, max_retries: int) -> Any:
+        """The app's settings switched to Stripe payments against this stand-in."""
+        return settings.model_copy(
+            update={
+                "payments": "stripe",
+                "stripe_secret_key": api_key,
+                "stripe_webhook_secret": "whsec_standin",
+                "stripe_api_base": self.url,
+                "stripe_max_retries": max_retries,
+            }
+        )
+
     def sdk_client(self, api_key: str = "sk_test_12345") -> Any:
         """An official SDK client pointed at the stand-in, without SDK retries."""
         import stripe
