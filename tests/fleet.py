@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import PASSWORD, _recreate_postgres_database
+
 REDIS_URL = os.environ.get("VIDIVO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -33,6 +35,26 @@ class Fleet:
             "VIDIVO_RECONNECT_GRACE_SECONDS": "60",
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def on_empty_database(cls, folder: Path, database_url: str, clock_speed: int) -> Fleet:
+        """A deployment about to start on a freshly created, empty database."""
+        _recreate_postgres_database(database_url)
+        (folder / "data").mkdir()
+        return cls(folder, database_url, clock_speed)
+
+    def cli(self, *args: str) -> str:
+        """`vidivo …` run to completion; its output, or the test fails with it."""
+        done = self.run(*args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def create_host(self, email: str, display_name: str) -> None:
+        """A verified host whose payouts are ready (simulated payments)."""
+        self.cli(
+            "hosts", "create", "--email", email, "--password", PASSWORD,
+            "--display-name", display_name, "--verified", "--connected",
+        )  # fmt: skip
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from httpx_ws import aconnect_ws
 
-from tests.conftest import PASSWORD, _recreate_postgres_database
+from tests.conftest import PASSWORD
 from tests.fleet import Fleet, keep_alive, next_of, wait_ready
 from tests.support import demo_credentials, free_port
 
@@ -29,21 +29,14 @@ SPEED = 20
 
 @pytest.fixture
 def fleet(tmp_path: Path):
-    _recreate_postgres_database(PG_URL)
-    fleet = Fleet(tmp_path, PG_URL, SPEED)
-    (tmp_path / "data").mkdir()
-    migrated = fleet.run("migrate")
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    fleet = Fleet.on_empty_database(tmp_path, PG_URL, SPEED)
+    fleet.cli("migrate")
     yield fleet
     fleet.stop_all()
 
 
 async def test_a_call_across_two_instances_bills_right_while_a_worker_dies(fleet):
-    created = fleet.run(
-        "hosts", "create", "--email", "scale@example.com", "--password", PASSWORD,
-        "--display-name", "Scale Host", "--verified", "--connected",
-    )  # fmt: skip
-    assert created.returncode == 0, created.stdout + created.stderr
+    fleet.create_host("scale@example.com", "Scale Host")
     ports = [free_port(), free_port()]
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
     fleet.start("api-a", "serve", "--port", str(ports[0]))
@@ -140,9 +133,7 @@ async def test_a_call_across_two_instances_bills_right_while_a_worker_dies(fleet
 
 def test_instances_starting_together_on_an_empty_database_all_come_up(tmp_path: Path):
     # A fresh deployment: every instance migrates and seeds the demo host at start-up.
-    _recreate_postgres_database(PG_URL)
-    (tmp_path / "data").mkdir()
-    fleet = Fleet(tmp_path, PG_URL, SPEED)
+    fleet = Fleet.on_empty_database(tmp_path, PG_URL, SPEED)
     bases = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
     try:
         for n, base in enumerate(bases):

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from httpx_ws import AsyncWebSocketSession, HTTPXWSException, aconnect_ws
 
-from tests.conftest import PASSWORD, _recreate_postgres_database
+from tests.conftest import PASSWORD
 from tests.fleet import Fleet, keep_alive, wait_ready
 from tests.support import free_port
 
@@ -296,14 +296,11 @@ async def sample_memory(fleet: Fleet, until: float, samples: dict[str, list[int]
 
 @pytest.fixture
 def fleet(tmp_path: Path):
-    _recreate_postgres_database(PG_URL)
-    fleet = Fleet(tmp_path, PG_URL, SPEED)
+    fleet = Fleet.on_empty_database(tmp_path, PG_URL, SPEED)
     # Every client here is 127.0.0.1: the per-client limit on unknown-link lookups would take
     # all guests together for one enumerating client (tests/security covers that limit).
     fleet.env["VIDIVO_LINK_MISSES_PER_MINUTE"] = "100000"
-    (tmp_path / "data").mkdir()
-    migrated = fleet.run("migrate")
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    fleet.cli("migrate")
     yield fleet
     fleet.stop_all()
 
@@ -312,11 +309,7 @@ async def make_hosts(fleet: Fleet, http: httpx.AsyncClient, base: str) -> list[H
     hosts = []
     for n in range(HOSTS):
         email = f"soak{n}@example.com"
-        created = fleet.run(
-            "hosts", "create", "--email", email, "--password", PASSWORD,
-            "--display-name", f"Soak Host {n}", "--verified", "--connected",
-        )  # fmt: skip
-        assert created.returncode == 0, created.stdout + created.stderr
+        fleet.create_host(email, f"Soak Host {n}")
         tokens = (
             await http.post(f"{base}/v1/auth/token", json={"email": email, "password": PASSWORD})
         ).json()
