@@ -27,19 +27,18 @@ from sqlalchemy import func, select, update
 from bench.stack import DSN, recreate_database
 from vidivo.app import build_context
 from vidivo.auth import service as auth_service
-from vidivo.billing import windows
-from vidivo.billing.models import BillingWindow
-from vidivo.clock import TestClock
-from vidivo.config import Settings
+from vidivo.calls import service as sessions
+from vidivo.calls import windows
+from vidivo.calls.models import BillingWindow, CallSession
+from vidivo.calls.schemas import SessionStart
+from vidivo.core.clock import TestClock
+from vidivo.core.config import Settings
 from vidivo.deps import AppContext
 from vidivo.links.models import Link
 from vidivo.migrate import upgrade_to_head
 from vidivo.models import load_all_models
 from vidivo.payments.provider import Hold, HoldRequest
 from vidivo.payouts import service as payouts
-from vidivo.sessions import service as sessions
-from vidivo.sessions.models import CallSession
-from vidivo.sessions.schemas import SessionStart
 
 load_all_models()
 WINDOW_MINUTES = 1

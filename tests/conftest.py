@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from vidivo.app import create_app
-from vidivo.clock import TestClock
-from vidivo.config import Settings
-from vidivo.db import Base
+from vidivo.core.clock import TestClock
+from vidivo.core.config import Settings
+from vidivo.core.db import Base
 from vidivo.deps import AppContext
 from vidivo.mail.service import latest_email_to
 from vidivo.migrate import upgrade_to_head

@@ -17,28 +17,28 @@ from sqlalchemy import text
 
 from vidivo.auth.routes import router as auth_router
 from vidivo.auth.tokens import KeyRing
-from vidivo.billing.engine import BillingEngine, EngineTimings
-from vidivo.billing.routes import router as billing_router
-from vidivo.billing.worker import BillingWorker
-from vidivo.clock import Clock, ScaledClock, SystemClock, TestClock
-from vidivo.config import Settings
-from vidivo.db import create_engine, create_session_factory
+from vidivo.calls.engine import BillingEngine, EngineTimings
+from vidivo.calls.money_routes import router as billing_router
+from vidivo.calls.routes import router as sessions_router
+from vidivo.calls.worker import BillingWorker
+from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
+from vidivo.core.config import Settings
+from vidivo.core.db import create_engine, create_session_factory
+from vidivo.core.errors import ServiceUnavailable, install_error_handlers
+from vidivo.core.hub import Hub, LocalHub, RedisHub
+from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
+from vidivo.core.pagination import CursorSigner
+from vidivo.core.ratelimit import RateLimiter
+from vidivo.core.schemas import error_responses
 from vidivo.deps import AppContext, Context
-from vidivo.errors import ServiceUnavailable, install_error_handlers
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.links.routes import router as links_router
 from vidivo.mail.service import Mailer
 from vidivo.mail.transports import transport_for
-from vidivo.middleware import RequestBodyPolicy, SecurityHeaders
-from vidivo.pagination import CursorSigner
 from vidivo.payments.factory import build_provider
 from vidivo.payouts.routes import router as payouts_router
-from vidivo.ratelimit import RateLimiter
-from vidivo.schemas import error_responses
-from vidivo.sessions.routes import router as sessions_router
-from vidivo.signaling.hub import Hub, LocalHub, RedisHub
 from vidivo.signaling.routes import router as signaling_router
 from vidivo.testclock import router as test_clock_router
 from vidivo.web.routes import STATIC_DIR

@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 
 from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
-from vidivo.billing.ledger import AuditFinding, audit
-from vidivo.config import PaymentsMode, Settings
+from vidivo.calls.ledger import AuditFinding, audit
+from vidivo.core.config import PaymentsMode, Settings
+from vidivo.core.errors import ApiError
+from vidivo.core.logs import RedactSecrets, server_logging_config
 from vidivo.deps import AppContext
-from vidivo.errors import ApiError
-from vidivo.logs import RedactSecrets, server_logging_config
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 

@@ -10,18 +10,18 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vidivo.auth.tokens import KeyRing
-from vidivo.billing.engine import BillingEngine
-from vidivo.billing.worker import BillingWorker
-from vidivo.clock import Clock
-from vidivo.config import Settings
-from vidivo.db import unit_of_work
+from vidivo.calls.engine import BillingEngine
+from vidivo.calls.worker import BillingWorker
+from vidivo.core.clock import Clock
+from vidivo.core.config import Settings
+from vidivo.core.db import unit_of_work
+from vidivo.core.hub import Hub
+from vidivo.core.pagination import CursorSigner
+from vidivo.core.ratelimit import RateLimiter
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.mail.service import Mailer
-from vidivo.pagination import CursorSigner
 from vidivo.payments.provider import PaymentProvider
-from vidivo.ratelimit import RateLimiter
-from vidivo.signaling.hub import Hub
 
 
 @dataclass

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 def load_all_models() -> None:
     import vidivo.auth.models
-    import vidivo.billing.models
+    import vidivo.calls.models
     import vidivo.idempotency.models
     import vidivo.links.models
     import vidivo.mail.models
     import vidivo.payments.sim_models
     import vidivo.payouts.models
-    import vidivo.sessions.models
     import vidivo.webhooks.models  # noqa: F401

@@ -10,9 +10,9 @@ from datetime import timedelta
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from vidivo.clock import TestClock
+from vidivo.core.clock import TestClock
+from vidivo.core.schemas import RequestModel, Timestamp
 from vidivo.deps import Context
-from vidivo.schemas import RequestModel, Timestamp
 
 router = APIRouter(tags=["test clock"])
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vidivo.billing import windows
+from vidivo.calls import windows
 
 rates = st.integers(min_value=50, max_value=99_999)
 window_sizes = st.integers(min_value=1, max_value=60)

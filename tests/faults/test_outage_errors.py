@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg.exceptions
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from vidivo.errors import ServiceUnavailable, is_database_outage, unexpected_error
+from vidivo.core.errors import ServiceUnavailable, is_database_outage, unexpected_error
 
 
 def _as_sqlalchemy_raises(root: Exception) -> DBAPIError:

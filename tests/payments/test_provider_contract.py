@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import stripe
 
-from vidivo.db import new_id
+from vidivo.core.db import new_id
 from vidivo.payments.provider import (
     CardDeclined,
     HoldRequest,

@@ -19,7 +19,7 @@ from tests.payments.test_provider_contract import (
     key,
     ready_destination,
 )
-from vidivo.config import Settings
+from vidivo.core.config import Settings
 from vidivo.payments.provider import (
     HoldStatus,
     ProviderRateLimited,

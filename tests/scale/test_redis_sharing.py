@@ -12,10 +12,10 @@ from limits.aio.storage import RedisStorage
 from redis import asyncio as aioredis
 
 from vidivo.app import create_app
-from vidivo.db import new_id
-from vidivo.errors import RateLimited
-from vidivo.ratelimit import RateLimiter, per_seconds
-from vidivo.signaling.hub import RedisHub
+from vidivo.core.db import new_id
+from vidivo.core.errors import RateLimited
+from vidivo.core.hub import RedisHub
+from vidivo.core.ratelimit import RateLimiter, per_seconds
 
 REDIS_URL = os.environ.get("VIDIVO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

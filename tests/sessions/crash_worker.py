@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from vidivo.app import build_context
-from vidivo.clock import TestClock
-from vidivo.config import Settings
+from vidivo.core.clock import TestClock
+from vidivo.core.config import Settings
 
 
 class DieAround:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidivo.billing.ledger import audit
+from vidivo.calls.ledger import audit
 
 
 async def test_a_seven_and_a_half_minute_call_captures_twenty_dollars_in_two_captures(

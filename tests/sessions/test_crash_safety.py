@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from tests.conftest import START
 from vidivo.auth.service import GuestPrincipal
-from vidivo.billing.ledger import audit, totals
-from vidivo.billing.models import LedgerKind
-from vidivo.billing.worker import LEASE
+from vidivo.calls import service as sessions
+from vidivo.calls.ledger import audit, totals
+from vidivo.calls.models import LedgerKind
+from vidivo.calls.worker import LEASE
 from vidivo.payments.sim_models import SimPaymentIntent
-from vidivo.sessions import service as sessions
 
 
 def run_worker(settings, data_dir, at, crash: tuple[str, str] | None = None) -> int:

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from tests.conftest import START
 from tests.sessions.test_crash_safety import run_worker
 from vidivo.auth.service import GuestPrincipal
-from vidivo.billing.ledger import audit, totals
-from vidivo.billing.models import LedgerKind
-from vidivo.billing.worker import LEASE
+from vidivo.calls import service as sessions
+from vidivo.calls.ledger import audit, totals
+from vidivo.calls.models import LedgerKind
+from vidivo.calls.service import InvalidSessionState
+from vidivo.calls.worker import LEASE
 from vidivo.payments.sim_models import SimPaymentIntent
-from vidivo.sessions import service as sessions
-from vidivo.sessions.service import InvalidSessionState
 
 CALLS = 200
 STEP = LEASE + timedelta(seconds=10)  # a dead worker's leases have run out by the next pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import bearer
-from vidivo.billing.ledger import audit
+from vidivo.calls.ledger import audit
 
 
 async def test_starting_a_call_holds_the_first_window_and_waits_for_the_host(calls, client):

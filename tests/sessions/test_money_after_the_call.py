@@ -9,8 +9,8 @@ import sys
 import pytest
 from sqlalchemy import delete
 
-from vidivo.billing.ledger import audit
-from vidivo.billing.models import LedgerEntry, LedgerKind
+from vidivo.calls.ledger import audit
+from vidivo.calls.models import LedgerEntry, LedgerKind
 
 
 @pytest.fixture

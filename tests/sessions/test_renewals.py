@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from vidivo.billing.ledger import audit
+from vidivo.calls.ledger import audit
 from vidivo.payouts.models import PayoutAccount
 
 

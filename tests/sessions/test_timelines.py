@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vidivo.auth.service import GuestPrincipal, authenticate
-from vidivo.billing import windows
-from vidivo.billing.ledger import audit, totals
-from vidivo.billing.models import LedgerKind
-from vidivo.sessions import service as sessions
+from vidivo.calls import service as sessions
+from vidivo.calls import windows
+from vidivo.calls.ledger import audit, totals
+from vidivo.calls.models import LedgerKind
 
 steps = st.lists(
     st.one_of(

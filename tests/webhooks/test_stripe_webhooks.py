@@ -12,9 +12,8 @@ from sqlalchemy import func, select
 
 from tests.sessions.conftest import Calls
 from vidivo.app import create_app
-from vidivo.billing.models import BillingWindow
+from vidivo.calls.models import BillingWindow, CallSession
 from vidivo.mail.service import latest_email_to
-from vidivo.sessions.models import CallSession
 from vidivo.webhooks.models import WebhookEvent
 
 SECRET = "whsec_test_secret"

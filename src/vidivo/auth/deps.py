@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from vidivo.auth import service
 from vidivo.auth.models import Role
 from vidivo.auth.service import GuestPrincipal, Principal
+from vidivo.core.errors import Forbidden, Unauthorized
 from vidivo.deps import Context, DbSession
-from vidivo.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vidivo.db import Base, UTCDateTime, new_id
+from vidivo.core.db import Base, UTCDateTime, new_id
 
 
 class Role(StrEnum):

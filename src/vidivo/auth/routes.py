@@ -15,9 +15,9 @@ from vidivo.auth.schemas import (
     UserResponse,
     VerifyEmailRequest,
 )
+from vidivo.core.ratelimit import per_seconds
+from vidivo.core.schemas import error_responses
 from vidivo.deps import Context, DbSession
-from vidivo.ratelimit import per_seconds
-from vidivo.schemas import error_responses
 
 router = APIRouter(tags=["auth"])
 

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from vidivo.schemas import RequestModel, Timestamp
+from vidivo.core.schemas import RequestModel, Timestamp
 
 
 def _not_blank(value: str) -> str:

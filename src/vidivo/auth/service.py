@@ -18,17 +18,17 @@ from vidivo.auth.tokens import (
     hash_opaque_token,
     new_opaque_token,
 )
-from vidivo.db import utc_now_seconds
-from vidivo.deps import AppContext
-from vidivo.errors import (
+from vidivo.core.db import utc_now_seconds
+from vidivo.core.errors import (
     ApiError,
     InvalidCredentials,
     NotFound,
     Unauthorized,
     ValidationFailed,
 )
+from vidivo.core.ratelimit import per_seconds
+from vidivo.deps import AppContext
 from vidivo.mail.service import queue_email
-from vidivo.ratelimit import per_seconds
 
 
 class EmailTaken(ApiError):

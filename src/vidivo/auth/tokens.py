@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from vidivo.db import new_id
+from vidivo.core.db import new_id
 
 ALGORITHM = "RS256"
 CLOCK_SKEW_SECONDS = 5

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vidivo.db import Base, UTCDateTime
+from vidivo.core.db import Base, UTCDateTime
 
 
 class IdempotencyRecord(Base):

@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.clock import Clock
-from vidivo.errors import IdempotencyConflict, ValidationFailed
+from vidivo.core.clock import Clock
+from vidivo.core.errors import IdempotencyConflict, ValidationFailed
 from vidivo.idempotency.models import IdempotencyRecord
 
 # Stripe keeps keys for 24 hours; a retry after that is a new request.

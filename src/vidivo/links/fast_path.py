@@ -11,8 +11,8 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vidivo.core.errors import ApiError, NotFound, error_response, unexpected_error
 from vidivo.deps import AppContext
-from vidivo.errors import ApiError, NotFound, error_response, unexpected_error
 from vidivo.links import service
 
 _PUBLIC_LINK = re.compile(r"^/v1/links/([^/]+)$")

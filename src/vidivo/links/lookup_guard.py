@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import time
 
-from vidivo.errors import RateLimited
-from vidivo.ratelimit import RateLimiter, per_seconds
+from vidivo.core.errors import RateLimited
+from vidivo.core.ratelimit import RateLimiter, per_seconds
 
 
 class LookupGuard:

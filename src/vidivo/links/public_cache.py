@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from vidivo.signaling.hub import Event, Hub
+from vidivo.core.hub import Event, Hub
 
 CHANNEL = "links"
 LINK_CHANGED = "link_changed"

@@ -7,6 +7,9 @@ from fastapi.responses import JSONResponse
 
 from vidivo.auth.deps import CurrentHost, OptionalPrincipal
 from vidivo.auth.service import Principal
+from vidivo.core.money import format_cents
+from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from vidivo.core.schemas import Pagination, error_responses, links_to
 from vidivo.deps import Context, DbSession
 from vidivo.idempotency import service as idempotency
 from vidivo.links import service
@@ -21,9 +24,6 @@ from vidivo.links.schemas import (
     LinkSummary,
     OwnerLink,
 )
-from vidivo.money import format_cents
-from vidivo.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from vidivo.schemas import Pagination, error_responses, links_to
 
 router = APIRouter(tags=["links"])
 

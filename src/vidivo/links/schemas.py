@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr
 
-from vidivo.money import parse_amount_to_cents
-from vidivo.schemas import Pagination, RequestModel, Timestamp, TimestampIn
+from vidivo.core.money import parse_amount_to_cents
+from vidivo.core.schemas import Pagination, RequestModel, Timestamp, TimestampIn
 
 MIN_RATE_CENTS, MAX_RATE_CENTS = 50, 99_999
 MAX_USES_LIMIT = 1_000_000

@@ -10,17 +10,17 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vidivo.auth.models import User
-from vidivo.clock import Clock
-from vidivo.db import looks_like_id, utc_now_seconds
-from vidivo.errors import ApiError, Forbidden, NotFound, ValidationFailed
+from vidivo.core.clock import Clock
+from vidivo.core.db import looks_like_id, utc_now_seconds
+from vidivo.core.errors import ApiError, Forbidden, NotFound, ValidationFailed
+from vidivo.core.money import format_cents, parse_amount_to_cents
+from vidivo.core.pagination import MAX_LIMIT, CursorSigner, keyset_page
+from vidivo.core.schemas import format_timestamp
 from vidivo.links.codes import looks_like_short_code, new_short_code
 from vidivo.links.models import Link
 from vidivo.links.public_cache import PublicLinkCache, PublicView
 from vidivo.links.schemas import HostPublic, LinkCreate, LinkLookupResponse, PublicLink
-from vidivo.money import format_cents, parse_amount_to_cents
-from vidivo.pagination import MAX_LIMIT, CursorSigner, keyset_page
 from vidivo.payouts import service as payouts
-from vidivo.schemas import format_timestamp
 
 _CODE_ATTEMPTS = 5
 

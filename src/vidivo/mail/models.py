@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vidivo.db import Base, UTCDateTime, new_id
+from vidivo.core.db import Base, UTCDateTime, new_id
 
 
 class OutboxEmail(Base):

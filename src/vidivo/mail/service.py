@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidivo.clock import Clock
+from vidivo.core.clock import Clock
 from vidivo.mail.models import OutboxEmail
 from vidivo.mail.transports import MailTransport
 

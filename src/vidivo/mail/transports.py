@@ -8,7 +8,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from vidivo.config import Settings
+from vidivo.core.config import Settings
 
 log = logging.getLogger("vidivo.mail")
 

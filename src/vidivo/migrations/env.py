@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from vidivo.db import Base, create_engine
+from vidivo.core.db import Base, create_engine
 from vidivo.models import load_all_models
 
 load_all_models()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidivo.clock import Clock
-from vidivo.config import PaymentsMode, Settings
+from vidivo.core.clock import Clock
+from vidivo.core.config import PaymentsMode, Settings
 from vidivo.payments.provider import PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payments.stripe import StripeProvider

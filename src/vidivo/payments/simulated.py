@@ -21,8 +21,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidivo.clock import Clock
-from vidivo.db import new_id
+from vidivo.core.clock import Clock
+from vidivo.core.db import new_id
 from vidivo.payments.provider import (
     AccountStatus,
     AuthenticationRequired,

@@ -9,7 +9,7 @@ import stripe
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from vidivo.config import Settings
+from vidivo.core.config import Settings
 from vidivo.payments.provider import (
     AccountStatus,
     AuthenticationRequired,

@@ -3,10 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vidivo.auth.deps import CurrentHost
+from vidivo.core.schemas import error_responses
 from vidivo.deps import Context, DbSession
 from vidivo.payouts import service
 from vidivo.payouts.schemas import OnboardingLink, PayoutStatus
-from vidivo.schemas import error_responses
 
 router = APIRouter(tags=["payouts"])
 

@@ -9,9 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.auth.models import User
-from vidivo.clock import Clock
-from vidivo.db import new_id
-from vidivo.errors import ApiError, NotFound
+from vidivo.core.clock import Clock
+from vidivo.core.db import new_id
+from vidivo.core.errors import ApiError, NotFound
 from vidivo.payments.provider import AccountStatus, PaymentError, PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts.models import PayoutAccount

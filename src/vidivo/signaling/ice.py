@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from vidivo.config import Settings
-from vidivo.schemas import Timestamp
+from vidivo.core.config import Settings
+from vidivo.core.schemas import Timestamp
 
 
 class IceServer(BaseModel):

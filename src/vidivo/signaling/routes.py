@@ -16,12 +16,12 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from vidivo.auth import service as auth
 from vidivo.auth.deps import Caller
 from vidivo.auth.service import GuestPrincipal, Principal
-from vidivo.db import new_id
+from vidivo.calls import service as sessions
+from vidivo.calls.models import FINAL_STATES, CallSession, SessionState
+from vidivo.core.db import new_id
+from vidivo.core.errors import ApiError
+from vidivo.core.schemas import error_responses
 from vidivo.deps import AppContext, Context, DbSession
-from vidivo.errors import ApiError
-from vidivo.schemas import error_responses
-from vidivo.sessions import service as sessions
-from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
 from vidivo.signaling.ice import IceServers, ice_servers_for
 
 log = logging.getLogger("vidivo.signaling")

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from vidivo.core.errors import NotFound, RateLimited
+from vidivo.core.money import format_cents
+from vidivo.core.schemas import format_timestamp
 from vidivo.deps import Context, DbSession
-from vidivo.errors import NotFound, RateLimited
 from vidivo.links import service as links
-from vidivo.money import format_cents
 from vidivo.payments.provider import InvalidPaymentRequest
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts import service as payouts
-from vidivo.schemas import format_timestamp
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from vidivo.core.errors import NotFound
+from vidivo.core.schemas import error_responses
 from vidivo.deps import Context, DbSession
-from vidivo.errors import NotFound
-from vidivo.schemas import error_responses
 from vidivo.webhooks import service
 
 router = APIRouter(tags=["webhooks"])

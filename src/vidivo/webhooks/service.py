@@ -10,10 +10,10 @@ import stripe
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vidivo.calls import service as sessions
+from vidivo.core.errors import ApiError
 from vidivo.deps import AppContext
-from vidivo.errors import ApiError
 from vidivo.payouts import service as payouts
-from vidivo.sessions import service as sessions
 from vidivo.webhooks.models import WebhookEvent
 
 # Stripe's own default: a signed event older than this is a replay.

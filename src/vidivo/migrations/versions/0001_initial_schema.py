@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vidivo.db
+import vidivo.core.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -26,8 +26,8 @@ def upgrade() -> None:
         sa.Column("recipient", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_outbox")),
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=False),
         sa.Column("response_body", sa.Text(), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("owner", "endpoint", "key", name=op.f("pk_idempotency_records")),
     )
     with op.batch_alter_table("idempotency_records", schema=None) as batch_op:
@@ -59,7 +59,7 @@ def upgrade() -> None:
         sa.Column("charges_enabled", sa.Boolean(), nullable=False),
         sa.Column("payouts_enabled", sa.Boolean(), nullable=False),
         sa.Column("details_submitted", sa.Boolean(), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sim_accounts")),
     )
     op.create_table(
@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sim_customers")),
     )
     op.create_table(
@@ -84,7 +84,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("result_json", sa.Text(), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_sim_idempotency_keys")),
     )
     op.create_table(
@@ -101,7 +101,7 @@ def upgrade() -> None:
         sa.Column("off_session", sa.Boolean(), nullable=False),
         sa.Column("description", sa.String(length=500), nullable=False),
         sa.Column("metadata_json", sa.Text(), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sim_payment_intents")),
     )
     op.create_table(
@@ -109,7 +109,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("payment_intent_id", sa.String(length=40), nullable=False),
         sa.Column("amount", sa.Integer(), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sim_refunds")),
     )
     with op.batch_alter_table("sim_refunds", schema=None) as batch_op:
@@ -124,9 +124,9 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("display_name", sa.String(length=80), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("email_verified_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("suspended_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("email_verified_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -135,8 +135,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=255), nullable=False),
         sa.Column("type", sa.String(length=100), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("received_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("processed_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
     )
     op.create_table(
@@ -144,9 +144,9 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("user_id", sa.String(length=26), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -168,15 +168,15 @@ def upgrade() -> None:
         sa.Column("host_id", sa.String(length=26), nullable=False),
         sa.Column("rate_cents", sa.Integer(), nullable=False),
         sa.Column("window_size_minutes", sa.Integer(), nullable=False),
-        sa.Column("expires_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("max_uses", sa.Integer(), nullable=True),
         sa.Column("use_count", sa.Integer(), nullable=False),
         sa.Column("label", sa.String(length=120), nullable=True),
-        sa.Column("scheduled_start", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("scheduled_end", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("scheduled_start", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("scheduled_end", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("deleted_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["host_id"], ["users.id"], name=op.f("fk_links_host_id_users"), ondelete="CASCADE"
         ),
@@ -190,8 +190,8 @@ def upgrade() -> None:
         "login_sessions",
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("user_id", sa.String(length=26), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -213,8 +213,8 @@ def upgrade() -> None:
         sa.Column("payouts_enabled", sa.Boolean(), nullable=False),
         sa.Column("details_submitted", sa.Boolean(), nullable=False),
         sa.Column("requirements_json", sa.Text(), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["host_id"],
             ["users.id"],
@@ -241,21 +241,21 @@ def upgrade() -> None:
         sa.Column("fee_basis_points", sa.Integer(), nullable=False),
         sa.Column("max_minutes", sa.Integer(), nullable=True),
         sa.Column("use_consumed", sa.Boolean(), nullable=False),
-        sa.Column("host_accepted_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("host_accepted_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("host_connections", sa.Integer(), nullable=False),
         sa.Column("guest_connections", sa.Integer(), nullable=False),
-        sa.Column("went_live_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("went_live_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("banked_live_ms", sa.Integer(), nullable=False),
-        sa.Column("live_since", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("paused_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("live_since", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("paused_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_requested_by", sa.String(length=10), nullable=True),
-        sa.Column("disputed_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("waiting_deadline", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("ended_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("next_action_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disputed_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("waiting_deadline", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_action_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=40), nullable=True),
-        sa.Column("lease_until", vidivo.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["host_id"], ["users.id"], name=op.f("fk_call_sessions_host_id_users")
@@ -275,9 +275,9 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("login_session_id", sa.String(length=26), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["login_session_id"],
             ["login_sessions.id"],
@@ -309,9 +309,9 @@ def upgrade() -> None:
         sa.Column("provider_hold_id", sa.String(length=64), nullable=True),
         sa.Column("decline_code", sa.String(length=64), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("retry_at", vidivo.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retry_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["call_sessions.id"],
@@ -335,7 +335,7 @@ def upgrade() -> None:
         sa.Column("amount_cents", sa.Integer(), nullable=False),
         sa.Column("provider_ref", sa.String(length=64), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["call_sessions.id"],
@@ -361,7 +361,7 @@ def upgrade() -> None:
         sa.Column("amount_cents", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=200), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("created_at", vidivo.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", vidivo.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["call_sessions.id"],

@@ -20,15 +20,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from vidivo.billing import windows
-from vidivo.billing.models import IN_FLIGHT, BillingWindow, WindowState
-from vidivo.billing.outcomes import record_outcome
-from vidivo.billing.timeline import begin_ending, coverage_minutes, live_ms
-from vidivo.clock import Clock
-from vidivo.db import new_id
+from vidivo.calls import windows
+from vidivo.calls.models import (
+    FINAL_STATES,
+    IN_FLIGHT,
+    BillingWindow,
+    CallSession,
+    SessionState,
+    WindowState,
+)
+from vidivo.calls.outcomes import record_outcome
+from vidivo.calls.timeline import begin_ending, coverage_minutes, live_ms
+from vidivo.core.clock import Clock
+from vidivo.core.db import new_id
+from vidivo.core.hub import Event, Hub
+from vidivo.core.money import format_cents
 from vidivo.links import service as links
 from vidivo.links.public_cache import LINK_CHANGED, PublicLinkCache
-from vidivo.money import format_cents
 from vidivo.payments.provider import (
     HoldRequest,
     InvalidPaymentRequest,
@@ -36,8 +44,6 @@ from vidivo.payments.provider import (
     PaymentProvider,
 )
 from vidivo.payouts import service as payouts
-from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
-from vidivo.signaling.hub import Event, Hub
 
 log = logging.getLogger("vidivo.billing")
 MAX_STEPS_PER_ADVANCE = 50

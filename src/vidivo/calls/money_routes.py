@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.models import User
-from vidivo.billing import ledger, refunds, windows
-from vidivo.billing.models import LedgerEntry, LedgerKind, WindowState
-from vidivo.billing.schemas import (
+from vidivo.calls import ledger, refunds, windows
+from vidivo.calls import service as sessions
+from vidivo.calls.models import LedgerEntry, LedgerKind, SessionState, WindowState
+from vidivo.calls.money_schemas import (
     Earnings,
     Receipt,
     ReceiptResponse,
@@ -19,13 +20,11 @@ from vidivo.billing.schemas import (
     RefundRequest,
     RefundResponse,
 )
+from vidivo.core.errors import ValidationFailed
+from vidivo.core.money import format_cents, parse_amount_to_cents
+from vidivo.core.schemas import error_responses, parse_timestamp
 from vidivo.deps import Context, DbSession
-from vidivo.errors import ValidationFailed
 from vidivo.idempotency.service import validate_key
-from vidivo.money import format_cents, parse_amount_to_cents
-from vidivo.schemas import error_responses, parse_timestamp
-from vidivo.sessions import service as sessions
-from vidivo.sessions.models import SessionState
 
 router = APIRouter(tags=["billing"])
 

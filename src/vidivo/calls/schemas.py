@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from vidivo.money import parse_amount_to_cents
-from vidivo.schemas import Pagination, RequestModel, Timestamp
+from vidivo.core.money import parse_amount_to_cents
+from vidivo.core.schemas import Pagination, RequestModel, Timestamp
 
 
 def _amount(text: str) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from vidivo.billing.models import COVERING, BillingWindow
-from vidivo.sessions.models import CallSession, SessionState
+from vidivo.calls.models import COVERING, BillingWindow, CallSession, SessionState
 
 MS_PER_MINUTE = 60_000
 

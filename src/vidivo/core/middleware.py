@@ -6,7 +6,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vidivo.errors import (
+from vidivo.core.errors import (
     ApiError,
     PayloadTooLarge,
     UnsupportedMediaType,

@@ -6,20 +6,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.billing import ledger
-from vidivo.billing.models import (
+from vidivo.calls import ledger
+from vidivo.calls.models import (
     BillingWindow,
+    CallSession,
     LedgerEntry,
     LedgerKind,
     RefundState,
     SessionRefund,
     WindowState,
 )
+from vidivo.core.errors import ValidationFailed
 from vidivo.deps import AppContext
-from vidivo.errors import ValidationFailed
 from vidivo.payments.provider import PaymentError
 from vidivo.payouts.service import PaymentProviderUnavailable
-from vidivo.sessions.models import CallSession
 
 
 async def refunded_by_window(db: AsyncSession, session_id: str) -> dict[int, int]:

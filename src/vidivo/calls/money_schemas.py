@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StrictStr
 
-from vidivo.money import parse_amount_to_cents
-from vidivo.schemas import RequestModel, Timestamp
+from vidivo.core.money import parse_amount_to_cents
+from vidivo.core.schemas import RequestModel, Timestamp
 
 
 def _positive_amount(text: str) -> str:

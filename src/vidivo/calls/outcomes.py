@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.billing import ledger, windows
-from vidivo.billing.models import BillingWindow, LedgerKind, WindowState
-from vidivo.billing.timeline import coverage_ends_at
-from vidivo.money import format_cents
+from vidivo.calls import ledger, windows
+from vidivo.calls.models import BillingWindow, CallSession, LedgerKind, WindowState
+from vidivo.calls.timeline import coverage_ends_at
+from vidivo.core.hub import Event
+from vidivo.core.money import format_cents
+from vidivo.core.schemas import format_timestamp
 from vidivo.payments.provider import (
     AuthenticationRequired,
     CardDeclined,
@@ -21,12 +23,9 @@ from vidivo.payments.provider import (
     ProviderRateLimited,
     TransientPaymentError,
 )
-from vidivo.schemas import format_timestamp
-from vidivo.sessions.models import CallSession
-from vidivo.signaling.hub import Event
 
 if TYPE_CHECKING:
-    from vidivo.billing.engine import ProviderStep
+    from vidivo.calls.engine import ProviderStep
 
 MAX_RETRY_DELAY_SECONDS = 300
 

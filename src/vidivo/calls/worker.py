@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidivo.billing.engine import BillingEngine
-from vidivo.clock import Clock
-from vidivo.db import new_id
-from vidivo.errors import is_database_outage
-from vidivo.sessions.models import CallSession
+from vidivo.calls.engine import BillingEngine
+from vidivo.calls.models import CallSession
+from vidivo.core.clock import Clock
+from vidivo.core.db import new_id
+from vidivo.core.errors import is_database_outage
 
 log = logging.getLogger("vidivo.worker")
 # Short, so a crashed worker's sessions are picked up well inside a renewal's lead time.

@@ -6,16 +6,9 @@ from fastapi import APIRouter, Query, status
 
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.service import GuestPrincipal
-from vidivo.billing.models import COVERING, BillingWindow, WindowState
-from vidivo.billing.timeline import live_ms
-from vidivo.deps import Context, DbSession
-from vidivo.errors import Forbidden
-from vidivo.money import format_cents
-from vidivo.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from vidivo.schemas import Pagination, error_responses, links_to
-from vidivo.sessions import service
-from vidivo.sessions.models import CallSession, SessionState
-from vidivo.sessions.schemas import (
+from vidivo.calls import service
+from vidivo.calls.models import COVERING, BillingWindow, CallSession, SessionState, WindowState
+from vidivo.calls.schemas import (
     Charges,
     ChargeTotals,
     PaymentMethodUpdate,
@@ -26,6 +19,12 @@ from vidivo.sessions.schemas import (
     SessionStarted,
     WindowCharge,
 )
+from vidivo.calls.timeline import live_ms
+from vidivo.core.errors import Forbidden
+from vidivo.core.money import format_cents
+from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from vidivo.core.schemas import Pagination, error_responses, links_to
+from vidivo.deps import Context, DbSession
 
 router = APIRouter(tags=["sessions"])
 

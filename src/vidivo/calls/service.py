@@ -11,17 +11,18 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal, Principal, issue_guest_token
-from vidivo.billing import windows
-from vidivo.billing.engine import BillingEngine
-from vidivo.billing.models import BillingWindow, WindowState
-from vidivo.billing.timeline import begin_ending, coverage_minutes, live_ms
-from vidivo.db import looks_like_id
+from vidivo.calls import windows
+from vidivo.calls.engine import BillingEngine
+from vidivo.calls.models import FINAL_STATES, BillingWindow, CallSession, SessionState, WindowState
+from vidivo.calls.schemas import SessionStart
+from vidivo.calls.timeline import begin_ending, coverage_minutes, live_ms
+from vidivo.core.db import looks_like_id
+from vidivo.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from vidivo.core.money import parse_amount_to_cents
+from vidivo.core.pagination import keyset_page
 from vidivo.deps import AppContext
-from vidivo.errors import ApiError, Conflict, NotFound, ValidationFailed
 from vidivo.links import service as links
 from vidivo.mail.service import queue_email
-from vidivo.money import parse_amount_to_cents
-from vidivo.pagination import keyset_page
 from vidivo.payments.provider import (
     AuthenticationRequired,
     CardDeclined,
@@ -29,8 +30,6 @@ from vidivo.payments.provider import (
     PaymentError,
 )
 from vidivo.payouts import service as payouts
-from vidivo.sessions.models import FINAL_STATES, CallSession, SessionState
-from vidivo.sessions.schemas import SessionStart
 
 HOST_JOIN_TIMEOUT = timedelta(minutes=10)
 

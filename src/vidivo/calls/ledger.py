@@ -8,9 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.billing import windows
-from vidivo.billing.models import LedgerEntry, LedgerKind
-from vidivo.sessions.models import CallSession, SessionState
+from vidivo.calls import windows
+from vidivo.calls.models import CallSession, LedgerEntry, LedgerKind, SessionState
 
 
 def record(

@@ -12,7 +12,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from vidivo.errors import ValidationFailed
+from vidivo.core.errors import ValidationFailed
 
 T = TypeVar("T")
 

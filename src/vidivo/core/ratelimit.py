@@ -9,7 +9,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from vidivo.errors import RateLimited
+from vidivo.core.errors import RateLimited
 
 
 def per_seconds(amount: int, seconds: int) -> RateLimitItem:

@@ -1,0 +1,1 @@
+"""A call: its session, frozen terms, meter, billing windows, ledger and refunds."""

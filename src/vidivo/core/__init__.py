@@ -1,0 +1,1 @@
+"""The bottom layer: configuration, database, clock, errors, money text, pub/sub hub."""
