@@ -42,12 +42,14 @@ class CallSession(Base):
     payment_method_id: Mapped[str] = mapped_column(String(80))
     destination_account_id: Mapped[str] = mapped_column(String(64))
 
-    # Terms copied from the link when the call starts: editing or deleting the link later
-    # never changes what a running call costs.
+    # The call's terms (`CallTerms`), frozen when it starts: editing or deleting the link, or
+    # changing a setting, never changes what a running call costs or how it is metered.
     rate_cents: Mapped[int] = mapped_column(Integer)
     window_minutes: Mapped[int] = mapped_column(Integer)
     fee_basis_points: Mapped[int] = mapped_column(Integer)
     max_minutes: Mapped[int | None] = mapped_column(Integer)
+    reconnect_grace_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
 
     # Whether this call took one of its link's uses (given back if it never happens).
     use_consumed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -55,12 +57,19 @@ class CallSession(Base):
     host_connections: Mapped[int] = mapped_column(Integer, default=0)
     guest_connections: Mapped[int] = mapped_column(Integer, default=0)
     went_live_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Live time (milliseconds) is what was banked plus the running stretch since `live_since`.
+    # The meter (`calls.meter.Meter`), in milliseconds: time confirmed as billable, the
+    # running stretch with both parties present, and a pause's guest-side time, billable
+    # only if the call resumes.
     banked_live_ms: Mapped[int] = mapped_column(Integer, default=0)
     live_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unconfirmed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    guest_away_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_requested_by: Mapped[str | None] = mapped_column(String(10))
 
+    # Refunds taken or under way: raised (conditionally) before the provider is called, so
+    # concurrent refunds can never promise more than was captured.
+    refund_reserved_cents: Mapped[int] = mapped_column(Integer, default=0)
     # Set when the guest's bank opens a dispute on one of the call's charges.
     disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -107,8 +116,10 @@ class BillingWindow(Base):
     held_cents: Mapped[int] = mapped_column(Integer, default=0)
     captured_cents: Mapped[int] = mapped_column(Integer, default=0)
     fee_cents: Mapped[int] = mapped_column(Integer, default=0)
-    # The action the in-flight provider call performs, part of its idempotency key.
+    # The in-flight provider call (`ProviderAction`, and for a new card its attempt number):
+    # both are part of its idempotency key.
     pending_action: Mapped[str | None] = mapped_column(String(40))
+    pending_attempt: Mapped[int] = mapped_column(Integer, default=0)
     pending_amount_cents: Mapped[int | None] = mapped_column(Integer)
     hold_attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_hold_id: Mapped[str | None] = mapped_column(String(64))
@@ -146,8 +157,9 @@ class LedgerEntry(Base):
 
 
 class RefundState(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # reserved; provider calls under way (a worker finishes them)
     SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the provider refused: nothing was refunded, the reservation is back
 
 
 class SessionRefund(Base):
@@ -163,3 +175,6 @@ class SessionRefund(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A pending refund whose provider call failed transiently is retried by the worker then.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
