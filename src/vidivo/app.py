@@ -70,7 +70,6 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         else None
     )
     engine_timings = EngineTimings(
-        reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
         host_join_timeout=timedelta(seconds=settings.host_join_timeout_seconds),
     )
     billing = BillingEngine(
@@ -78,7 +77,6 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         payments,
         clock,
         hub,
-        fee_percent=settings.platform_fee_percent,
         provider_requests_per_second=settings.provider_max_requests_per_second,
         public_links=public_links,
         timings=engine_timings,

@@ -5,6 +5,9 @@ and its outcome recorded after it, each in its own transaction. A worker that di
 the two finds the action still in flight and performs it again with the same idempotency
 key, `session:{id}:window:{n}:{action}`: the provider answers with the first outcome, so
 nothing is captured twice and no release is forgotten.
+
+What each window holds and captures, and the fee, come from the call's own terms
+(`CallTerms`, frozen at its start); how much time is billed comes from its meter.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import select
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.calls import windows
+from vidivo.calls.actions import ProviderAction, idempotency_key
 from vidivo.calls.models import (
     FINAL_STATES,
     IN_FLIGHT,
@@ -30,9 +33,9 @@ from vidivo.calls.models import (
     WindowState,
 )
 from vidivo.calls.outcomes import record_outcome
-from vidivo.calls.timeline import begin_ending, coverage_minutes, live_ms
+from vidivo.calls.terms import MS_PER_MINUTE, CallTerms
+from vidivo.calls.timeline import begin_ending, billed_ms, coverage_minutes, reachable_ms
 from vidivo.core.clock import Clock
-from vidivo.core.db import new_id
 from vidivo.core.hub import Event, Hub
 from vidivo.core.money import format_cents
 from vidivo.links import service as links
@@ -51,7 +54,6 @@ MAX_STEPS_PER_ADVANCE = 50
 
 @dataclass(frozen=True)
 class EngineTimings:
-    reconnect_grace: timedelta = timedelta(seconds=60)
     host_join_timeout: timedelta = timedelta(minutes=10)
     # A start whose first hold succeeded but never got its use recorded (a crash).
     abandoned_start: timedelta = timedelta(minutes=5)
@@ -61,7 +63,8 @@ class EngineTimings:
 class ProviderStep:
     session_id: str
     window_id: str
-    action: str
+    action: ProviderAction
+    attempt: int
     idempotency_key: str
 
 
@@ -77,10 +80,6 @@ class PreparedCall:
     payee_ready: bool
 
 
-def idempotency_key(session_id: str, window_number: int, action: str) -> str:
-    return f"session:{session_id}:window:{window_number}:{action}"
-
-
 class BillingEngine:
     def __init__(
         self,
@@ -89,7 +88,6 @@ class BillingEngine:
         clock: Clock,
         hub: Hub,
         *,
-        fee_percent: Decimal,
         timings: EngineTimings | None = None,
         provider_requests_per_second: int = 90,
         public_links: PublicLinkCache | None = None,
@@ -98,7 +96,6 @@ class BillingEngine:
         self._provider = provider
         self._clock = clock
         self._hub = hub
-        self._fee_percent = fee_percent
         self.timings = timings or EngineTimings()
         # Paces this process's provider calls under the provider's rate limit (Stripe allows
         # about 100/s in live mode): a burst of renewals waits its turn instead of being
@@ -170,7 +167,7 @@ class BillingEngine:
             payment_method_id=session.payment_method_id,
             destination_account_id=session.destination_account_id,
             # Only the very first hold is made with the guest at the keyboard.
-            off_session=not (window.number == 1 and step.action == "hold"),
+            off_session=not (window.number == 1 and step.action == ProviderAction.HOLD),
             description=f"Vidivo call {session.id}, window {window.number}",
             metadata={
                 "session_id": session.id,
@@ -179,14 +176,14 @@ class BillingEngine:
             },
         )
         # A host whose payout account was disabled meanwhile takes no new holds.
-        payee_ready = not step.action.startswith("hold") or await payouts.charges_enabled(
+        payee_ready = not step.action.places_hold or await payouts.charges_enabled(
             db, session.host_id
         )
         return PreparedCall(
             step=step,
             request=request,
             amount_cents=amount,
-            fee_cents=windows.platform_fee_cents(amount, self._fee_percent),
+            fee_cents=CallTerms.of(session).fee_cents(amount),
             hold_id=window.provider_hold_id,
             payee_ready=payee_ready,
         )
@@ -205,12 +202,7 @@ class BillingEngine:
         for window in billing_windows:
             if window.state in IN_FLIGHT and (window.retry_at is None or window.retry_at <= now):
                 assert window.pending_action is not None
-                return ProviderStep(
-                    session.id,
-                    window.id,
-                    window.pending_action,
-                    idempotency_key(session.id, window.number, window.pending_action),
-                )
+                return _step(session, window, ProviderAction(window.pending_action))
         return None
 
     def _apply_time(
@@ -227,16 +219,22 @@ class BillingEngine:
         elif session.state == SessionState.WAITING_FOR_HOST:
             if session.waiting_deadline is not None and now >= session.waiting_deadline:
                 begin_ending(session, now, "host_no_show")
-        elif session.state == SessionState.PAUSED:
-            if session.paused_at is not None and now >= session.paused_at + t.reconnect_grace:
+        elif session.state in (SessionState.LIVE, SessionState.PAUSED):
+            terms = CallTerms.of(session)
+            grace = terms.reconnect_grace
+            if session.paused_at is not None and now >= session.paused_at + grace:
                 begin_ending(session, now, "reconnect_timeout")
-        elif session.state == SessionState.LIVE:
-            limit_ms = coverage_minutes(session, billing_windows) * 60_000
-            if live_ms(session, now) >= limit_ms:
-                reached_max = (
-                    session.max_minutes is not None and limit_ms >= session.max_minutes * 60_000
-                )
+                return self._announce_end(session, events)
+            limit_ms = coverage_minutes(session, billing_windows) * MS_PER_MINUTE
+            # A guest-side pause counts too: if the call resumed, that time would be billed.
+            if reachable_ms(session, now) >= limit_ms:
+                cap = terms.max_minutes
+                reached_max = cap is not None and limit_ms >= cap * MS_PER_MINUTE
                 begin_ending(session, now, "max_spend" if reached_max else "no_hold", limit_ms)
+        self._announce_end(session, events)
+
+    @staticmethod
+    def _announce_end(session: CallSession, events: list[Event]) -> None:
         if session.state == SessionState.ENDING:
             events.append({"type": "ending", "reason": session.end_reason})
 
@@ -248,27 +246,30 @@ class BillingEngine:
         now: datetime,
         events: list[Event],
     ) -> ProviderStep | None:
-        if session.state == SessionState.LIVE:
-            elapsed = live_ms(session, now)
+        if session.state in (SessionState.LIVE, SessionState.PAUSED):
+            elapsed = billed_ms(session, now)
             for window in billing_windows:
-                used_up = (window.start_minute + window.minutes) * 60_000 <= elapsed
+                used_up = (window.start_minute + window.minutes) * MS_PER_MINUTE <= elapsed
                 if window.state == WindowState.HELD and used_up:
                     # A window fully used is captured in full, right away.
-                    return self._start(session, window, "capture", window.held_cents, now)
+                    return self._start(
+                        session, window, ProviderAction.CAPTURE, window.held_cents, now
+                    )
             return self._maybe_renew(db, session, billing_windows, now)
         if session.state == SessionState.ENDING:
-            minutes = windows.billed_minutes_from_ms(
-                session.banked_live_ms, went_live=session.went_live_at is not None
-            )
+            terms = CallTerms.of(session)
             for window in billing_windows:
                 if window.state != WindowState.HELD:
                     continue
-                used = windows.minutes_used_in_window_at(
-                    window.start_minute, window.minutes, minutes
+                captured = terms.capture_cents(
+                    start_minute=window.start_minute,
+                    minutes=window.minutes,
+                    metered_ms=session.banked_live_ms,
+                    went_live=session.went_live_at is not None,
                 )
-                if used:
-                    return self._start(session, window, "capture", used * session.rate_cents, now)
-                return self._start(session, window, "cancel", 0, now)
+                if captured:
+                    return self._start(session, window, ProviderAction.CAPTURE, captured, now)
+                return self._start(session, window, ProviderAction.CANCEL, 0, now)
         return None
 
     def _maybe_renew(
@@ -281,45 +282,29 @@ class BillingEngine:
         last = billing_windows[-1]
         if last.state == WindowState.DECLINED:
             return None  # the guest was warned; a new card restarts the attempt
+        terms = CallTerms.of(session)
         covered = coverage_minutes(session, billing_windows)
-        if session.max_minutes is not None and covered >= session.max_minutes:
+        minutes = terms.next_window_minutes(covered_minutes=covered)
+        if minutes == 0:
+            return None  # the spending cap is reached
+        if reachable_ms(session, now) < covered * MS_PER_MINUTE - terms.renewal_lead_ms():
             return None
-        lead_ms = windows.renewal_lead_seconds(session.window_minutes) * 1000
-        if live_ms(session, now) < covered * 60_000 - lead_ms:
-            return None
-        minutes = session.window_minutes
-        if session.max_minutes is not None:
-            minutes = min(minutes, session.max_minutes - covered)
-        window = BillingWindow(
-            id=new_id(),
-            session_id=session.id,
-            number=last.number + 1,
-            state=WindowState.PLANNED,
-            start_minute=last.start_minute + last.minutes,
-            minutes=minutes,
-            created_at=now,
-            updated_at=now,
-        )
+        window = windows.next_window(last, minutes, now)
         db.add(window)
         billing_windows.append(window)
-        return self._start(session, window, "hold", minutes * session.rate_cents, now)
+        return self._start(session, window, ProviderAction.HOLD, terms.cents_for(minutes), now)
 
     @staticmethod
     def _start(
-        session: CallSession, window: BillingWindow, action: str, amount_cents: int, now: datetime
+        session: CallSession,
+        window: BillingWindow,
+        action: ProviderAction,
+        amount_cents: int,
+        now: datetime,
     ) -> ProviderStep:
         """Write the action down before doing it: the crash-safety of the whole engine."""
-        window.state = {
-            "capture": WindowState.CAPTURING,
-            "cancel": WindowState.CANCELLING,
-        }.get(action, WindowState.AUTHORIZING)
-        window.pending_action = action
-        window.pending_amount_cents = amount_cents
-        window.retry_at = None
-        window.updated_at = now
-        return ProviderStep(
-            session.id, window.id, action, idempotency_key(session.id, window.number, action)
-        )
+        windows.begin_action(window, action, amount_cents, now)
+        return _step(session, window, action)
 
     def _finish(
         self,
@@ -365,24 +350,34 @@ class BillingEngine:
             candidates.append(session.created_at + t.abandoned_start)
         elif session.state == SessionState.WAITING_FOR_HOST and session.waiting_deadline:
             candidates.append(session.waiting_deadline)
-        elif session.state == SessionState.PAUSED and session.paused_at:
-            candidates.append(session.paused_at + t.reconnect_grace)
-        elif session.state == SessionState.LIVE:
-            elapsed = live_ms(session, now)
-            thresholds = [coverage_minutes(session, billing_windows) * 60_000]
-            lead_ms = windows.renewal_lead_seconds(session.window_minutes) * 1000
-            thresholds.append(thresholds[0] - lead_ms)
+        elif session.state in (SessionState.LIVE, SessionState.PAUSED):
+            terms = CallTerms.of(session)
+            if session.paused_at:
+                candidates.append(session.paused_at + terms.reconnect_grace)
+            candidates += self._meter_thresholds(session, billing_windows, terms, now)
+        return min(candidates) if candidates else None
+
+    @staticmethod
+    def _meter_thresholds(
+        session: CallSession, billing_windows: list[BillingWindow], terms: CallTerms, now: datetime
+    ) -> list[datetime]:
+        """When the running meter next crosses a line: a window used up, the renewal lead,
+        the end of what is held. A meter that does not run crosses none."""
+        if session.live_since is None and session.guest_away_since is None:
+            return []
+        reachable = reachable_ms(session, now)
+        covered_ms = coverage_minutes(session, billing_windows) * MS_PER_MINUTE
+        thresholds = [covered_ms, covered_ms - terms.renewal_lead_ms()]
+        if session.live_since is not None:  # billed time runs (no pause): the two agree
             thresholds += [
-                (w.start_minute + w.minutes) * 60_000
+                (w.start_minute + w.minutes) * MS_PER_MINUTE
                 for w in billing_windows
                 if w.state == WindowState.HELD
             ]
-            future = [x for x in thresholds if x > elapsed]
-            if future:
-                candidates.append(now + timedelta(milliseconds=min(future) - elapsed))
-            else:
-                candidates.append(now)
-        return min(candidates) if candidates else None
+        future = [x for x in thresholds if x > reachable]
+        if not future:
+            return [now]
+        return [now + timedelta(milliseconds=min(future) - reachable)]
 
     # Performing: the provider call outside any transaction, then its outcome recorded.
 
@@ -396,11 +391,11 @@ class BillingEngine:
             return
         try:
             await self._pace.acquire()
-            if step.action.startswith("hold"):
+            if step.action.places_hold:
                 outcome = await self._provider.place_hold(
                     call.request, idempotency_key=step.idempotency_key
                 )
-            elif step.action == "capture":
+            elif step.action == ProviderAction.CAPTURE:
                 assert call.hold_id is not None
                 outcome = await self._provider.capture_hold(
                     call.hold_id,
@@ -434,7 +429,11 @@ class BillingEngine:
         async with self._factory() as db:
             window = await db.get_one(BillingWindow, step.window_id, populate_existing=True)
             session = await db.get_one(CallSession, step.session_id, populate_existing=True)
-            if window.pending_action != step.action or window.state not in IN_FLIGHT:
+            recorded = (window.pending_action, window.pending_attempt) != (
+                step.action,
+                step.attempt,
+            )
+            if recorded or window.state not in IN_FLIGHT:
                 return  # recorded already (a concurrent worker, or a replay)
             reconciled = outcome
             if isinstance(outcome, InvalidPaymentRequest) and window.provider_hold_id:
@@ -452,7 +451,6 @@ class BillingEngine:
                 step,
                 reconciled,
                 self._clock.now(),
-                self._fee_percent,
                 events,
             )
             await db.commit()
@@ -466,3 +464,14 @@ class BillingEngine:
             return await self._provider.retrieve_hold(hold_id)
         except PaymentError:
             return error
+
+
+def _step(session: CallSession, window: BillingWindow, action: ProviderAction) -> ProviderStep:
+    attempt = window.pending_attempt
+    return ProviderStep(
+        session.id,
+        window.id,
+        action,
+        attempt,
+        idempotency_key(session.id, window.number, action, attempt),
+    )

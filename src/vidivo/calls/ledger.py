@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.calls import windows
 from vidivo.calls.models import CallSession, LedgerEntry, LedgerKind, SessionState
+from vidivo.calls.terms import CallTerms
 
 
 def record(
@@ -59,10 +59,9 @@ async def audit(db: AsyncSession) -> list[AuditFinding]:
     ended = await db.scalars(select(CallSession).where(CallSession.state == SessionState.ENDED))
     for session in ended:
         sums = await totals(db, session.id)
-        minutes = windows.billed_minutes_from_ms(
+        billed = CallTerms.of(session).bill_cents(
             session.banked_live_ms, went_live=session.went_live_at is not None
         )
-        billed = minutes * session.rate_cents
         if sums[LedgerKind.CAPTURE] != billed:
             findings.append(
                 AuditFinding(session.id, f"captured {sums[LedgerKind.CAPTURE]} != billed {billed}")

@@ -8,14 +8,12 @@ from sqlalchemy import func, select
 
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.models import User
-from vidivo.calls import ledger, refunds, windows
+from vidivo.calls import ledger, refunds, repository, views
 from vidivo.calls import service as sessions
-from vidivo.calls.models import LedgerEntry, LedgerKind, SessionState, WindowState
+from vidivo.calls.models import LedgerEntry, LedgerKind, SessionState
 from vidivo.calls.money_schemas import (
     Earnings,
-    Receipt,
     ReceiptResponse,
-    ReceiptWindow,
     RefundOut,
     RefundRequest,
     RefundResponse,
@@ -37,38 +35,14 @@ router = APIRouter(tags=["billing"])
 async def receipt(session_id: str, caller: Caller, db: DbSession) -> ReceiptResponse:
     session = await sessions.get_for(db, session_id, caller)
     host = await db.get_one(User, session.host_id)
-    billing_windows = await sessions.windows_of(db, session.id)
     totals = await ledger.totals(db, session.id)
-    settled = (WindowState.CAPTURED, WindowState.RELEASED)
     return ReceiptResponse(
-        receipt=Receipt(
-            session_id=session.id,
+        receipt=views.receipt(
+            session,
+            await repository.windows_of(db, session.id),
             host_display_name=host.display_name,
-            guest_name=session.guest_name,
-            currency="USD",
-            rate_per_minute=format_cents(session.rate_cents),
-            state=session.state,
-            went_live_at=session.went_live_at,
-            ended_at=session.ended_at,
-            live_seconds=session.banked_live_ms // 1000,
-            billed_minutes=windows.billed_minutes_from_ms(
-                session.banked_live_ms, went_live=session.went_live_at is not None
-            ),
-            windows=[
-                ReceiptWindow(
-                    number=w.number,
-                    minutes_covered=w.minutes,
-                    held=format_cents(w.held_cents),
-                    captured=format_cents(w.captured_cents),
-                    released=format_cents(
-                        w.held_cents - w.captured_cents if w.state in settled else 0
-                    ),
-                )
-                for w in billing_windows
-                if w.held_cents
-            ],
-            total_charged=format_cents(totals[LedgerKind.CAPTURE]),
-            refunded=format_cents(totals[LedgerKind.REFUND]),
+            captured_cents=totals[LedgerKind.CAPTURE],
+            refunded_cents=totals[LedgerKind.REFUND],
         )
     )
 

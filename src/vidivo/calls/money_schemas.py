@@ -4,6 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StrictStr
 
+from vidivo.calls.schemas import TermsOut
 from vidivo.core.money import parse_amount_to_cents
 from vidivo.core.schemas import RequestModel, Timestamp
 
@@ -53,6 +54,7 @@ class Receipt(BaseModel):
     ended_at: Timestamp | None
     live_seconds: int
     billed_minutes: int
+    terms: TermsOut
     windows: list[ReceiptWindow]
     total_charged: str
     refunded: str

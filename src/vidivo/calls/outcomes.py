@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.calls import ledger, windows
+from vidivo.calls import ledger
+from vidivo.calls.actions import ProviderAction
 from vidivo.calls.models import BillingWindow, CallSession, LedgerKind, WindowState
+from vidivo.calls.terms import CallTerms
 from vidivo.calls.timeline import coverage_ends_at
 from vidivo.core.hub import Event
 from vidivo.core.money import format_cents
@@ -38,15 +39,14 @@ def record_outcome(
     step: ProviderStep,
     outcome: object,
     now: datetime,
-    fee_percent: Decimal,
     events: list[Event],
 ) -> None:
     window.updated_at = now
     if isinstance(outcome, TransientPaymentError) or (
-        isinstance(outcome, PaymentError) and step.action in ("capture", "cancel")
+        isinstance(outcome, PaymentError) and not step.action.places_hold
     ):
         _retry_later(window, outcome, now)
-    elif step.action.startswith("hold"):
+    elif step.action.places_hold:
         _record_hold(db, session, billing_windows, window, step, outcome, now, events)
     elif isinstance(outcome, Hold):
         _record_settlement(db, session, window, step, outcome, now)
@@ -104,12 +104,13 @@ def _record_hold(
         if isinstance(outcome, AuthenticationRequired)
         else "payment_failed"
     )
-    fallback = windows.fallback_hold_minutes(session.window_minutes)
-    if step.action == "hold" and window.number > 1 and fallback < window.minutes:
+    terms = CallTerms.of(session)
+    fallback = terms.fallback_minutes(window.minutes)
+    if step.action == ProviderAction.HOLD and window.number > 1 and fallback:
         # One retry with a smaller hold: a few more minutes may still fit on the card.
         window.minutes = fallback
-        window.pending_action = "hold_fallback"
-        window.pending_amount_cents = fallback * session.rate_cents
+        window.pending_action = ProviderAction.HOLD_FALLBACK
+        window.pending_amount_cents = terms.cents_for(fallback)
         return
     window.state = WindowState.DECLINED
     window.decline_code = decline_code

@@ -6,22 +6,17 @@ from fastapi import APIRouter, Query, status
 
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.service import GuestPrincipal
-from vidivo.calls import service
-from vidivo.calls.models import COVERING, BillingWindow, CallSession, SessionState, WindowState
+from vidivo.calls import repository, service, views
+from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.schemas import (
     Charges,
-    ChargeTotals,
     PaymentMethodUpdate,
     SessionList,
-    SessionOut,
     SessionResponse,
     SessionStart,
     SessionStarted,
-    WindowCharge,
 )
-from vidivo.calls.timeline import live_ms
 from vidivo.core.errors import Forbidden
-from vidivo.core.money import format_cents
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
 from vidivo.deps import Context, DbSession
@@ -29,41 +24,9 @@ from vidivo.deps import Context, DbSession
 router = APIRouter(tags=["sessions"])
 
 
-def session_out(
-    context: Context, session: CallSession, billing_windows: list[BillingWindow]
-) -> SessionOut:
-    now = context.clock.now()
-    current = next((w.number for w in reversed(billing_windows) if w.state in COVERING), None)
-    next_renewal_at = None
-    if session.state == SessionState.LIVE and session.next_action_at is not None:
-        next_renewal_at = session.next_action_at
-    return SessionOut(
-        id=session.id,
-        link_id=session.link_id,
-        state=session.state,
-        end_reason=session.end_reason,
-        guest_name=session.guest_name,
-        rate_per_minute=format_cents(session.rate_cents),
-        window_size_minutes=session.window_minutes,
-        max_spend=format_cents(session.max_minutes * session.rate_cents)
-        if session.max_minutes
-        else None,
-        live_seconds=live_ms(session, now) // 1000,
-        billed=format_cents(service.billed_cents(session, now)),
-        current_window=current,
-        next_renewal_at=next_renewal_at,
-        hold_declined=bool(billing_windows) and billing_windows[-1].state == WindowState.DECLINED,
-        created_at=session.created_at,
-        went_live_at=session.went_live_at,
-        ended_at=session.ended_at,
-        as_of=now,
-    )
-
-
 async def _respond(context: Context, db: DbSession, session: CallSession) -> SessionResponse:
-    return SessionResponse(
-        session=session_out(context, session, await service.windows_of(db, session.id))
-    )
+    billing_windows = await repository.windows_of(db, session.id)
+    return SessionResponse(session=views.session_out(session, billing_windows, context.clock.now()))
 
 
 # Every call operation takes the session the start answered with.
@@ -94,9 +57,11 @@ async def start_session(
     short_code: str, body: SessionStart, context: Context, db: DbSession
 ) -> SessionStarted:
     started = await service.start(context, context.billing, short_code, body)
-    windows = await service.windows_of(db, started.session.id)
+    billing_windows = await repository.windows_of(db, started.session.id)
+    now = context.clock.now()
     return SessionStarted(
-        session=session_out(context, started.session, windows), guest_token=started.guest_token
+        session=views.session_out(started.session, billing_windows, now),
+        guest_token=started.guest_token,
     )
 
 
@@ -113,8 +78,10 @@ async def list_sessions(
     rows, next_cursor, has_more = await service.list_for_host(
         db, context, principal, limit=limit, cursor=cursor, state=state, link_id=link_id
     )
+    billing_windows = await repository.windows_by_session(db, (s.id for s in rows))
+    now = context.clock.now()
     return SessionList(
-        sessions=[session_out(context, s, await service.windows_of(db, s.id)) for s in rows],
+        sessions=[views.session_out(s, billing_windows[s.id], now) for s in rows],
         pagination=Pagination(cursor=next_cursor, has_more=has_more, limit=limit),
     )
 
@@ -190,30 +157,4 @@ async def replace_payment_method(
 )
 async def charges(session_id: str, caller: Caller, db: DbSession) -> Charges:
     session = await service.get_for(db, session_id, caller)
-    billing_windows = await service.windows_of(db, session.id)
-    rows = [
-        WindowCharge(
-            number=w.number,
-            state=w.state,
-            held=format_cents(w.held_cents),
-            captured=format_cents(w.captured_cents),
-            released=format_cents(
-                w.held_cents - w.captured_cents
-                if w.state in (WindowState.CAPTURED, WindowState.RELEASED)
-                else 0
-            ),
-        )
-        for w in billing_windows
-    ]
-    settled = [
-        w for w in billing_windows if w.state in (WindowState.CAPTURED, WindowState.RELEASED)
-    ]
-    return Charges(
-        windows=rows,
-        totals=ChargeTotals(
-            held=format_cents(sum(w.held_cents for w in billing_windows)),
-            captured=format_cents(sum(w.captured_cents for w in billing_windows)),
-            released=format_cents(sum(w.held_cents - w.captured_cents for w in settled)),
-            platform_fee=format_cents(sum(w.fee_cents for w in billing_windows)),
-        ),
-    )
+    return views.charges(await repository.windows_of(db, session.id))

@@ -28,6 +28,18 @@ class PaymentMethodUpdate(RequestModel):
     payment_method_id: Annotated[str, StringConstraints(min_length=3, max_length=80)]
 
 
+class TermsOut(BaseModel):
+    """The terms the call runs under, frozen when it started."""
+
+    currency: str
+    rate_per_minute: str
+    window_size_minutes: int
+    max_spend: str | None
+    platform_fee_percent: str
+    reconnect_grace_seconds: int
+    metering: str = Field(description="How the call's time is metered, in plain words.")
+
+
 class SessionOut(BaseModel):
     id: str
     link_id: str
@@ -42,9 +54,13 @@ class SessionOut(BaseModel):
     current_window: int | None
     next_renewal_at: Timestamp | None
     hold_declined: bool
+    away: str | None = Field(
+        description="Whose connection is down while the call is paused: host or guest."
+    )
     created_at: Timestamp
     went_live_at: Timestamp | None
     ended_at: Timestamp | None
+    terms: TermsOut
     as_of: Timestamp = Field(description="The server's clock when this view was taken.")
 
 

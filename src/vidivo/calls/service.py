@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal, Principal, issue_guest_token
-from vidivo.calls import windows
+from vidivo.calls import repository, windows
 from vidivo.calls.engine import BillingEngine
-from vidivo.calls.models import FINAL_STATES, BillingWindow, CallSession, SessionState, WindowState
+from vidivo.calls.models import FINAL_STATES, CallSession, SessionState, WindowState
+from vidivo.calls.repository import find_by_hold, load_session, windows_of
 from vidivo.calls.schemas import SessionStart
-from vidivo.calls.timeline import begin_ending, coverage_minutes, live_ms
-from vidivo.core.db import looks_like_id
+from vidivo.calls.terms import MS_PER_MINUTE, CallTerms, SpendingCapTooLow
+from vidivo.calls.timeline import begin_ending, coverage_minutes, paid_until, record_presence
+from vidivo.core.config import Settings
 from vidivo.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from vidivo.core.money import parse_amount_to_cents
 from vidivo.core.pagination import keyset_page
@@ -54,17 +55,6 @@ class StartedSession:
     guest_token: str
 
 
-async def _load(db: AsyncSession, session_id: str) -> CallSession:
-    session = (
-        await db.get(CallSession, session_id, populate_existing=True)
-        if looks_like_id(session_id)
-        else None
-    )
-    if session is None:
-        raise NotFound("No call session with this id.")
-    return session
-
-
 def ensure_may_view(session: CallSession, caller: Principal | GuestPrincipal) -> None:
     if isinstance(caller, GuestPrincipal):
         if caller.session_id != session.id:
@@ -83,7 +73,7 @@ def ensure_party(session: CallSession, caller: Principal | GuestPrincipal) -> No
 async def get_for_party(
     db: AsyncSession, session_id: str, caller: Principal | GuestPrincipal
 ) -> CallSession:
-    session = await _load(db, session_id)
+    session = await load_session(db, session_id)
     ensure_party(session, caller)
     return session
 
@@ -91,19 +81,9 @@ async def get_for_party(
 async def get_for(
     db: AsyncSession, session_id: str, caller: Principal | GuestPrincipal
 ) -> CallSession:
-    session = await _load(db, session_id)
+    session = await load_session(db, session_id)
     ensure_may_view(session, caller)
     return session
-
-
-async def windows_of(db: AsyncSession, session_id: str) -> list[BillingWindow]:
-    return list(
-        await db.scalars(
-            select(BillingWindow)
-            .where(BillingWindow.session_id == session_id)
-            .order_by(BillingWindow.number)
-        )
-    )
 
 
 async def start(
@@ -118,10 +98,7 @@ async def start(
         account = await payouts.get_account(db, host.id)
         if account is None or not account.charges_enabled:
             raise HostUnavailable()
-        max_minutes = _max_minutes(body.max_spend, link.rate_cents)
-        first_minutes = link.window_size_minutes
-        if max_minutes is not None:
-            first_minutes = min(first_minutes, max_minutes)
+        terms = _terms_at_start(context.settings, link.rate_cents, link.window_size_minutes, body)
         now = clock.now()
         session = CallSession(
             link_id=link.id,
@@ -131,28 +108,13 @@ async def start(
             guest_email=str(body.guest_email).lower(),
             payment_method_id=body.payment_method_id,
             destination_account_id=account.account_id,
-            rate_cents=link.rate_cents,
-            window_minutes=link.window_size_minutes,
-            fee_basis_points=int(context.settings.platform_fee_percent * 100),
-            max_minutes=max_minutes,
             created_at=now,
             next_action_at=now + engine.timings.abandoned_start,
         )
+        terms.store_on(session)
         db.add(session)
         await db.flush()
-        db.add(
-            BillingWindow(
-                session_id=session.id,
-                number=1,
-                state=WindowState.AUTHORIZING,
-                start_minute=0,
-                minutes=first_minutes,
-                pending_action="hold",
-                pending_amount_cents=first_minutes * link.rate_cents,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        db.add(windows.first_window(session.id, terms, now))
         await db.commit()
         session_id, link_id = session.id, link.id
 
@@ -171,13 +133,13 @@ async def start(
         await _fail_start(context, session_id, "card_refused")
         raise _start_error(error) from error
     async with context.session_factory() as db:
-        session = await _load(db, session_id)
+        session = await load_session(db, session_id)
         session.customer_id = customer_id
         await db.commit()
 
     await engine.advance(session_id)
     async with context.session_factory() as db:
-        session = await _load(db, session_id)
+        session = await load_session(db, session_id)
         first = (await windows_of(db, session_id))[0]
         if first.state == WindowState.DECLINED:
             await _fail_start(context, session_id, "card_declined")
@@ -210,13 +172,20 @@ async def start(
     return StartedSession(session, issue_guest_token(context, session_id))
 
 
-def _max_minutes(max_spend: str | None, rate_cents: int) -> int | None:
-    if max_spend is None:
-        return None
-    minutes = parse_amount_to_cents(max_spend) // rate_cents
-    if minutes < 1:
-        raise ValidationFailed.field("max_spend", "must cover at least one minute of the call")
-    return minutes
+def _terms_at_start(
+    settings: Settings, rate_cents: int, window_minutes: int, body: SessionStart
+) -> CallTerms:
+    """The call's terms, read once: the link's price, the platform's settings of today."""
+    try:
+        return CallTerms.at_start(
+            rate_cents=rate_cents,
+            window_minutes=window_minutes,
+            max_spend_cents=parse_amount_to_cents(body.max_spend) if body.max_spend else None,
+            fee_percent=settings.platform_fee_percent,
+            reconnect_grace_seconds=settings.reconnect_grace_seconds,
+        )
+    except SpendingCapTooLow as exc:
+        raise ValidationFailed.field("max_spend", str(exc)) from None
 
 
 def _decline_message(code: str | None) -> str:
@@ -239,11 +208,9 @@ def _start_error(error: PaymentError) -> ApiError:
 
 async def _fail_start(context: AppContext, session_id: str, reason: str) -> None:
     async with context.session_factory() as db:
-        session = await _load(db, session_id)
+        session = await load_session(db, session_id)
         for window in await windows_of(db, session_id):
-            if window.state == WindowState.AUTHORIZING:
-                window.state = WindowState.DECLINED
-                window.pending_action = None
+            windows.abandon_hold_request(window)
         session.state = SessionState.DECLINED
         session.end_reason = reason
         session.ended_at = context.clock.now()
@@ -255,7 +222,7 @@ async def _with_retry(context: AppContext, session_id: str, change: object) -> C
     """Apply `change(db, session, now)` in its own transaction, retried if the worker raced."""
     for _ in range(5):
         async with context.session_factory() as db:
-            session = await _load(db, session_id)
+            session = await load_session(db, session_id)
             await change(db, session, context.clock.now())  # type: ignore[operator]
             try:
                 await db.commit()
@@ -276,7 +243,7 @@ async def accept(context: AppContext, session_id: str, principal: Principal) -> 
         if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
             raise InvalidSessionState("Only a call waiting for its host can be accepted.")
         session.host_accepted_at = now
-        _go_live_if_both_present(session, now)
+        await _follow_presence(db, session, now)
 
     return await _with_retry(context, session_id, change)
 
@@ -307,16 +274,29 @@ async def end(
     return await _with_retry(context, session_id, change)
 
 
-def _go_live_if_both_present(session: CallSession, now: datetime) -> None:
+async def _follow_presence(db: AsyncSession, session: CallSession, now: datetime) -> None:
+    """The call's state and meter after a party's connection came or went (or the host
+    accepted): live with both there, paused with either gone, the meter told either way."""
     both = session.host_connections > 0 and session.guest_connections > 0
-    if not (both and session.host_accepted_at):
+    if session.state == SessionState.WAITING_FOR_HOST:
+        if both and session.host_accepted_at:
+            session.state = SessionState.LIVE
+            session.went_live_at = now
+            record_presence(session, now)
+            session.next_action_at = now
         return
-    if session.state in (SessionState.WAITING_FOR_HOST, SessionState.PAUSED):
+    if session.state not in (SessionState.LIVE, SessionState.PAUSED):
+        return
+    # A resume bills the pause's guest-side time, never past what the holds cover.
+    cap_ms = coverage_minutes(session, await windows_of(db, session.id)) * MS_PER_MINUTE
+    record_presence(session, now, cap_ms)
+    if both:
         session.state = SessionState.LIVE
-        session.went_live_at = session.went_live_at or now
-        session.live_since = now
         session.paused_at = None
-        session.next_action_at = now
+    elif session.state == SessionState.LIVE:
+        session.state = SessionState.PAUSED
+        session.paused_at = now
+    session.next_action_at = now
 
 
 async def connected(context: AppContext, session_id: str, role: str) -> tuple[str, CallSession]:
@@ -330,7 +310,7 @@ async def connected(context: AppContext, session_id: str, role: str) -> tuple[st
             session.host_connections += 1
         else:
             session.guest_connections += 1
-        _go_live_if_both_present(session, now)
+        await _follow_presence(db, session, now)
 
     session = await _with_retry(context, session_id, change)
     return before, session
@@ -347,14 +327,7 @@ async def disconnected(context: AppContext, session_id: str, role: str) -> tuple
             session.host_connections = max(0, session.host_connections - 1)
         else:
             session.guest_connections = max(0, session.guest_connections - 1)
-        present = session.host_connections > 0 and session.guest_connections > 0
-        if session.state == SessionState.LIVE and not present:
-            # The billing clock stops while a party is gone, for up to the reconnect grace.
-            bank = live_ms(session, now)
-            session.banked_live_ms, session.live_since = bank, None
-            session.state = SessionState.PAUSED
-            session.paused_at = now
-            session.next_action_at = now
+        await _follow_presence(db, session, now)
 
     session = await _with_retry(context, session_id, change)
     return before, session
@@ -368,7 +341,7 @@ async def replace_payment_method(
     payment_method_id: str,
 ) -> CallSession:
     async with context.session_factory() as db:
-        session = await _load(db, session_id)
+        session = await load_session(db, session_id)
         ensure_may_view(session, caller)
         if session.state not in (
             SessionState.LIVE,
@@ -389,25 +362,12 @@ async def replace_payment_method(
 
     async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
         session.payment_method_id = payment_method_id
-        last = (await windows_of(db, session_id))[-1]
+        billing_windows = await windows_of(db, session_id)
+        last = billing_windows[-1]
         if last.state == WindowState.DECLINED:
             # Try the declined renewal again, on the new card, under a new key.
-            last.hold_attempts += 1
-            action = f"hold_card_{last.hold_attempts}"
-            last.state = WindowState.AUTHORIZING
-            last.minutes = (
-                session.window_minutes
-                if session.max_minutes is None
-                else min(
-                    session.window_minutes,
-                    session.max_minutes
-                    - coverage_minutes(session, await windows_of(db, session_id)),
-                )
-            )
-            last.pending_action = action
-            last.pending_amount_cents = last.minutes * session.rate_cents
-            last.decline_code = None
-            last.retry_at = None
+            covered = coverage_minutes(session, billing_windows)
+            windows.retry_on_new_card(last, CallTerms.of(session), covered, now)
         session.next_action_at = now
 
     session = await _with_retry(context, session_id, change)
@@ -416,13 +376,13 @@ async def replace_payment_method(
     return session
 
 
-def billed_cents(session: CallSession, now: datetime) -> int:
-    minutes = windows.billed_minutes_from_ms(
-        live_ms(session, now), went_live=session.went_live_at is not None
-    )
-    if session.state in (SessionState.LIVE, SessionState.PAUSED) or session.went_live_at:
-        return minutes * session.rate_cents
-    return 0
+async def relay_deadline(db: AsyncSession, session: CallSession, now: datetime) -> datetime:
+    """How long relay (TURN) credentials issued now may live: the call's paid time plus its
+    grace. Re-issued after each renewal; none once the call is over."""
+    paid = paid_until(session, await windows_of(db, session.id), now)
+    if paid is None:
+        raise InvalidSessionState("The call is over: no relay for it any more.")
+    return paid + CallTerms.of(session).reconnect_grace
 
 
 async def list_for_host(
@@ -435,26 +395,15 @@ async def list_for_host(
     state: str | None,
     link_id: str | None,
 ) -> tuple[list[CallSession], str | None, bool]:
-    query = select(CallSession).where(CallSession.host_id == principal.user.id)
-    if state is not None:
-        query = query.where(CallSession.state == state)
-    if link_id is not None:
-        query = query.where(CallSession.link_id == link_id)
     return await keyset_page(
         db,
-        query,
+        repository.host_sessions_query(principal.user.id, state=state, link_id=link_id),
         CallSession.id,
         context.cursors,
         owner=principal.user.id,
         limit=limit,
         cursor=cursor,
     )
-
-
-async def find_by_hold(db: AsyncSession, hold_id: str) -> CallSession | None:
-    """The call a provider payment (hold) belongs to."""
-    window = await db.scalar(select(BillingWindow).where(BillingWindow.provider_hold_id == hold_id))
-    return None if window is None else await db.get(CallSession, window.session_id)
 
 
 async def recheck_payment(db: AsyncSession, context: AppContext, hold_id: str) -> None:

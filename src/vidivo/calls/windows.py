@@ -1,74 +1,80 @@
-"""Window arithmetic: pure functions, integer cents, no I/O.
+"""Every change of a billing window's row that starts or abandons a provider action.
 
-A call is billed per *started* minute of live time. Window k (from 1) covers live minutes
-[(k-1)·W, k·W); its hold is rate × W; when the call ends, each window is captured for the
-minutes used in it and the rest of its hold is released.
+Sessions never write windows themselves; they ask here. Each action is written down
+(`begin_action`) before the provider is called: the engine's crash-safety rests on it.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime
 
-SECONDS_PER_MINUTE = 60
-MIN_RENEWAL_LEAD_SECONDS = 60
-
-
-def billed_minutes(live_seconds: int, *, went_live: bool) -> int:
-    """Started minutes of live time; a call that went live is at least one minute."""
-    if live_seconds < 0:
-        raise ValueError("live time cannot be negative")
-    minutes = -(-live_seconds // SECONDS_PER_MINUTE)  # ceiling division, in integers
-    return max(minutes, 1) if went_live else minutes
+from vidivo.calls.actions import ProviderAction
+from vidivo.calls.models import BillingWindow, WindowState
+from vidivo.calls.terms import CallTerms
+from vidivo.core.db import new_id
 
 
-def billed_minutes_from_ms(live_ms: int, *, went_live: bool) -> int:
-    """The same rule on the engine's millisecond clock: 60.001 s is a second minute."""
-    if live_ms < 0:
-        raise ValueError("live time cannot be negative")
-    minutes = -(-live_ms // (SECONDS_PER_MINUTE * 1000))
-    return max(minutes, 1) if went_live else minutes
+def first_window(session_id: str, terms: CallTerms, now: datetime) -> BillingWindow:
+    """Window 1, its hold requested: made with the call, before the provider is asked."""
+    window = BillingWindow(
+        id=new_id(),
+        session_id=session_id,
+        number=1,
+        start_minute=0,
+        minutes=terms.first_window_minutes(),
+        created_at=now,
+    )
+    begin_action(window, ProviderAction.HOLD, terms.cents_for(window.minutes), now)
+    return window
 
 
-def billed_cents(live_seconds: int, rate_cents: int, *, went_live: bool) -> int:
-    return billed_minutes(live_seconds, went_live=went_live) * rate_cents
+def next_window(last: BillingWindow, minutes: int, now: datetime) -> BillingWindow:
+    return BillingWindow(
+        id=new_id(),
+        session_id=last.session_id,
+        number=last.number + 1,
+        state=WindowState.PLANNED,
+        start_minute=last.start_minute + last.minutes,
+        minutes=minutes,
+        pending_attempt=0,
+        created_at=now,
+        updated_at=now,
+    )
 
 
-def hold_cents(rate_cents: int, window_minutes: int) -> int:
-    return rate_cents * window_minutes
+def begin_action(
+    window: BillingWindow,
+    action: ProviderAction,
+    amount_cents: int,
+    now: datetime,
+    attempt: int = 0,
+) -> None:
+    window.state = action.in_flight_state
+    window.pending_action = action
+    window.pending_attempt = attempt
+    window.pending_amount_cents = amount_cents
+    window.decline_code = None
+    window.retry_at = None
+    window.updated_at = now
 
 
-def window_of_minute(minute_index: int, window_minutes: int) -> int:
-    """The window (from 1) that live minute `minute_index` (from 0) falls in."""
-    return minute_index // window_minutes + 1
+def retry_on_new_card(
+    window: BillingWindow, terms: CallTerms, covered_minutes: int, now: datetime
+) -> None:
+    """A declined renewal tried again on the guest's new card, under a new key."""
+    window.hold_attempts += 1
+    window.minutes = terms.next_window_minutes(covered_minutes=covered_minutes)
+    begin_action(
+        window,
+        ProviderAction.HOLD_CARD,
+        terms.cents_for(window.minutes),
+        now,
+        attempt=window.hold_attempts,
+    )
 
 
-def minutes_used_in_window(window: int, total_minutes: int, window_minutes: int) -> int:
-    start = (window - 1) * window_minutes
-    return max(0, min(window_minutes, total_minutes - start))
-
-
-def minutes_used_in_window_at(start_minute: int, minutes: int, total_minutes: int) -> int:
-    """Minutes of a window [start, start + minutes) that a call of `total_minutes` used."""
-    return max(0, min(minutes, total_minutes - start_minute))
-
-
-def windows_needed(total_minutes: int, window_minutes: int) -> int:
-    return max(1, -(-total_minutes // window_minutes))
-
-
-def renewal_lead_seconds(window_minutes: int) -> int:
-    """How long before a window ends the next hold is placed: max(60 s, 25 % of the window),
-    never more than the window itself."""
-    window_seconds = window_minutes * SECONDS_PER_MINUTE
-    return min(window_seconds, max(MIN_RENEWAL_LEAD_SECONDS, window_seconds // 4))
-
-
-def fallback_hold_minutes(window_minutes: int) -> int:
-    """After a declined renewal, one retry holds fewer minutes: min(3, W)."""
-    return min(3, window_minutes)
-
-
-def platform_fee_cents(captured_cents: int, fee_percent: Decimal) -> int:
-    """The platform's share of a capture, rounded half up to the cent."""
-    fee = (Decimal(captured_cents) * fee_percent / 100).quantize(Decimal(1), ROUND_HALF_UP)
-    return min(int(fee), captured_cents)
+def abandon_hold_request(window: BillingWindow) -> None:
+    """A start that failed before its first hold: the request is over, nothing is held."""
+    if window.state == WindowState.AUTHORIZING:
+        window.state = WindowState.DECLINED
+        window.pending_action = None

@@ -38,14 +38,18 @@ def turn_credential(secret: str, username: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def ice_servers_for(settings: Settings, session_id: str, now: datetime) -> IceServers:
+def ice_servers_for(
+    settings: Settings, session_id: str, now: datetime, not_after: datetime
+) -> IceServers:
+    """TURN credentials live the configured time, never past `not_after`: the call's paid
+    time plus its grace, so a relay cannot carry media the meter no longer pays for."""
     servers: list[IceServer] = []
     if stun := _urls(settings.stun_urls):
         servers.append(IceServer(urls=stun))
     expires_at = None
     turn = _urls(settings.turn_urls)
     if turn and settings.turn_secret:
-        expires_at = now + timedelta(seconds=settings.turn_credential_ttl_seconds)
+        expires_at = min(now + timedelta(seconds=settings.turn_credential_ttl_seconds), not_after)
         username = f"{int(expires_at.timestamp())}:{session_id}"
         servers.append(
             IceServer(

@@ -42,14 +42,16 @@ _message_limiter = FixedWindowRateLimiter(MemoryStorage())
 @router.get(
     "/v1/sessions/{session_id}/ice-servers",
     tags=["sessions"],
-    responses=error_responses(401, 404),
-    summary="STUN/TURN servers for this call, with time-limited TURN credentials",
+    responses=error_responses(401, 404, 409),
+    summary="STUN/TURN servers for this call, with TURN credentials that end with its paid time",
 )
 async def ice_servers(
     session_id: str, caller: Caller, db: DbSession, context: Context
 ) -> IceServers:
     session = await sessions.get_for_party(db, session_id, caller)
-    return ice_servers_for(context.settings, session.id, context.clock.now())
+    now = context.clock.now()
+    not_after = await sessions.relay_deadline(db, session, now)
+    return ice_servers_for(context.settings, session.id, now, not_after)
 
 
 async def _caller(context: AppContext, token: str | None) -> Principal | GuestPrincipal | None:

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from vidivo.calls.meter import METER_RULE
+from vidivo.calls.terms import first_hold_cents_for_link
 from vidivo.core.errors import NotFound, RateLimited
 from vidivo.core.money import format_cents
 from vidivo.core.schemas import format_timestamp
@@ -100,6 +102,7 @@ async def guest_page(
             "Its scheduled time is over. Ask the host for a new link.",
         )
     settings = context.settings
+    first_hold = first_hold_cents_for_link(link.rate_cents, link.window_size_minutes)
     return templates.TemplateResponse(
         request,
         "guest.html",
@@ -108,8 +111,9 @@ async def guest_page(
             "host_name": host.display_name,
             "rate": format_cents(link.rate_cents),
             "window": link.window_size_minutes,
-            "hold": format_cents(link.rate_cents * link.window_size_minutes),
-            "hold_cents": link.rate_cents * link.window_size_minutes,
+            "hold": format_cents(first_hold),
+            "hold_cents": first_hold,
+            "meter_rule": METER_RULE,
             "payments": settings.payments.value,
             "publishable_key": settings.stripe_publishable_key,
         },

@@ -35,9 +35,7 @@ def upgrade() -> None:
             sa.Column("unconfirmed_ms", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(
-            sa.Column(
-                "guest_away_since", vidivo.core.db.UTCDateTime(timezone=True), nullable=True
-            )
+            sa.Column("guest_away_since", vidivo.core.db.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
             sa.Column("refund_reserved_cents", sa.Integer(), nullable=False, server_default="0")

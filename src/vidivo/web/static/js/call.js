@@ -21,6 +21,10 @@ let socket = null;
 let pendingCandidates = [];
 let ended = false;
 let declinedDeadline = null;
+// Media is sent only while the call is live: both clients stop it while paused, so a pause
+// is a pause for the people in it too (the server bills by the rule the guest page states).
+const userTurnedOff = { audio: false, video: false };
+let mediaPaused = false;
 
 function setStatus(text) { $("call-status").textContent = text; }
 
@@ -33,6 +37,7 @@ async function refresh() {
     snapshotAt = performance.now();
     clockOffsetMs = Date.parse(session.as_of) - Date.now();
     if (!session.hold_declined) hideDeclined();
+    setMediaPaused(session.state === "paused");
     describe(session);
     if (["ended", "declined", "expired"].includes(session.state)) finish(session);
   } catch (error) {
@@ -46,13 +51,37 @@ function describe(session) {
     pending_payment: "Holding the first window on the card…",
     waiting_for_host: role === "guest" ? "Waiting for the host to join…" : "Connecting to the guest…",
     live: `Live with ${other}.`,
-    paused: `Paused: waiting for ${other} to come back. You are not billed while paused.`,
+    paused: pausedText(session, other),
     ending: "The call is ending…",
     ended: "The call has ended.",
     declined: "The call did not start.",
     expired: "The host did not join in time; nothing was charged.",
   }[session.state] || session.state;
   setStatus(text);
+}
+
+function pausedText(session, other) {
+  const grace = session.terms.reconnect_grace_seconds;
+  const media = "Your camera and microphone are paused until the call resumes.";
+  if (session.away === "host") {
+    return `Paused: ${role === "host" ? "your" : "the host's"} connection dropped. `
+      + `Time while the host is away is not billed. ${media}`;
+  }
+  const who = role === "guest" ? "your" : `${other}'s`;
+  return `Paused: ${who} connection dropped. If it is back within ${grace} s, the time in `
+    + `between is billed; otherwise the call ends and billing stops at the drop. ${media}`;
+}
+
+function applyMediaState() {
+  for (const track of localStream ? localStream.getTracks() : []) {
+    track.enabled = !mediaPaused && !userTurnedOff[track.kind];
+  }
+  root.dataset.media = mediaPaused ? "paused" : "sending";
+}
+
+function setMediaPaused(paused) {
+  mediaPaused = paused;
+  applyMediaState();
 }
 
 // Live figures between API snapshots: the time runs on while live, the cost follows the minutes.
@@ -82,6 +111,16 @@ function send(message) {
 async function iceConfig() {
   const servers = await api("GET", `/v1/sessions/${sessionId}/ice-servers`, { token: auth });
   return { iceServers: servers.ice_servers, iceTransportPolicy: servers.ice_transport_policy };
+}
+
+// Relay credentials last as long as the paid time: each renewal brings fresh ones.
+async function renewRelayCredentials() {
+  try {
+    rtcConfig = await iceConfig();
+    pc?.setConfiguration(rtcConfig);
+  } catch (error) {
+    console.warn("could not renew relay credentials", error);
+  }
 }
 
 let rtcConfig = null;
@@ -149,6 +188,7 @@ async function onEvent(event) {
     case "hold_declined": showDeclined(event); await refresh(); break;
     case "card_updated": hideDeclined(); await refresh(); break;
     case "ended": await refresh(); break;
+    case "window_renewed": await Promise.all([renewRelayCredentials(), refresh()]); break;
     case "pong": break;
     default: await refresh();  // went_live, paused, resumed, window_renewed, ending, peer_left…
   }
@@ -196,9 +236,9 @@ async function finish(session) {
 }
 
 function toggleTrack(kind, button, onLabel, offLabel) {
-  const tracks = localStream ? localStream.getTracks().filter((t) => t.kind === kind) : [];
   const off = button.getAttribute("aria-pressed") !== "true";
-  for (const track of tracks) track.enabled = !off;
+  userTurnedOff[kind] = off;
+  applyMediaState();
   button.setAttribute("aria-pressed", String(off));
   button.textContent = off ? offLabel : onLabel;
 }
@@ -266,6 +306,7 @@ async function main() {
     return;
   }
   $("local-video").srcObject = localStream;
+  applyMediaState();
   rtcConfig = await iceConfig();
   setInterval(tick, 250);
   setInterval(refresh, 15000);

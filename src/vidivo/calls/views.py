@@ -1,0 +1,141 @@
+"""What the API shows of a call: its state, terms, charges and receipt, built from its rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from vidivo.calls.meter import METER_RULE
+from vidivo.calls.models import COVERING, BillingWindow, CallSession, SessionState, WindowState
+from vidivo.calls.money_schemas import Receipt, ReceiptWindow
+from vidivo.calls.schemas import Charges, ChargeTotals, SessionOut, TermsOut, WindowCharge
+from vidivo.calls.terms import CallTerms
+from vidivo.calls.timeline import billed_ms
+from vidivo.core.money import format_cents
+
+SETTLED = (WindowState.CAPTURED, WindowState.RELEASED)
+
+
+def terms_out(terms: CallTerms) -> TermsOut:
+    cap = terms.max_spend_cents
+    return TermsOut(
+        currency=terms.currency.upper(),
+        rate_per_minute=format_cents(terms.rate_cents),
+        window_size_minutes=terms.window_minutes,
+        max_spend=None if cap is None else format_cents(cap),
+        platform_fee_percent=_percent(terms.fee_basis_points),
+        reconnect_grace_seconds=terms.reconnect_grace_seconds,
+        metering=METER_RULE,
+    )
+
+
+def _percent(basis_points: int) -> str:
+    """Basis points as a percentage with two decimals: 1250 -> "12.50"."""
+    return f"{basis_points // 100}.{basis_points % 100:02d}"
+
+
+def billed_cents(session: CallSession, now: datetime) -> int:
+    """What the call has cost so far (0 until it went live)."""
+    if session.went_live_at is None:
+        return 0
+    return CallTerms.of(session).bill_cents(billed_ms(session, now), went_live=True)
+
+
+def session_out(
+    session: CallSession, billing_windows: list[BillingWindow], now: datetime
+) -> SessionOut:
+    terms = CallTerms.of(session)
+    current = next((w.number for w in reversed(billing_windows) if w.state in COVERING), None)
+    next_renewal_at = None
+    if session.state == SessionState.LIVE and session.next_action_at is not None:
+        next_renewal_at = session.next_action_at
+    cap = terms.max_spend_cents
+    return SessionOut(
+        id=session.id,
+        link_id=session.link_id,
+        state=session.state,
+        end_reason=session.end_reason,
+        guest_name=session.guest_name,
+        rate_per_minute=format_cents(terms.rate_cents),
+        window_size_minutes=terms.window_minutes,
+        max_spend=None if cap is None else format_cents(cap),
+        live_seconds=billed_ms(session, now) // 1000,
+        billed=format_cents(billed_cents(session, now)),
+        current_window=current,
+        next_renewal_at=next_renewal_at,
+        hold_declined=bool(billing_windows) and billing_windows[-1].state == WindowState.DECLINED,
+        away=_away(session),
+        created_at=session.created_at,
+        went_live_at=session.went_live_at,
+        ended_at=session.ended_at,
+        terms=terms_out(terms),
+        as_of=now,
+    )
+
+
+def _away(session: CallSession) -> str | None:
+    if session.state != SessionState.PAUSED:
+        return None
+    return "host" if session.host_connections == 0 else "guest"
+
+
+def _released(window: BillingWindow) -> int:
+    return window.held_cents - window.captured_cents if window.state in SETTLED else 0
+
+
+def charges(billing_windows: list[BillingWindow]) -> Charges:
+    return Charges(
+        windows=[
+            WindowCharge(
+                number=w.number,
+                state=w.state,
+                held=format_cents(w.held_cents),
+                captured=format_cents(w.captured_cents),
+                released=format_cents(_released(w)),
+            )
+            for w in billing_windows
+        ],
+        totals=ChargeTotals(
+            held=format_cents(sum(w.held_cents for w in billing_windows)),
+            captured=format_cents(sum(w.captured_cents for w in billing_windows)),
+            released=format_cents(sum(_released(w) for w in billing_windows)),
+            platform_fee=format_cents(sum(w.fee_cents for w in billing_windows)),
+        ),
+    )
+
+
+def receipt(
+    session: CallSession,
+    billing_windows: list[BillingWindow],
+    *,
+    host_display_name: str,
+    captured_cents: int,
+    refunded_cents: int,
+) -> Receipt:
+    terms = CallTerms.of(session)
+    went_live = session.went_live_at is not None
+    return Receipt(
+        session_id=session.id,
+        host_display_name=host_display_name,
+        guest_name=session.guest_name,
+        currency=terms.currency.upper(),
+        rate_per_minute=format_cents(terms.rate_cents),
+        state=session.state,
+        went_live_at=session.went_live_at,
+        ended_at=session.ended_at,
+        live_seconds=session.banked_live_ms // 1000,
+        billed_minutes=terms.billed_minutes(session.banked_live_ms, went_live=went_live),
+        terms=terms_out(terms),
+        windows=[
+            ReceiptWindow(
+                number=w.number,
+                minutes_covered=w.minutes,
+                held=format_cents(w.held_cents),
+                captured=format_cents(w.captured_cents),
+                released=format_cents(_released(w)),
+            )
+            for w in billing_windows
+            if w.held_cents
+        ],
+        total_charged=format_cents(captured_cents),
+        refunded=format_cents(refunded_cents),
+    )
