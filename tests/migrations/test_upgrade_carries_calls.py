@@ -20,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, select
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from tests.conftest import _recreate_postgres_database, bearer
 from tests.migrations.history import (
@@ -41,6 +42,7 @@ from vidivo.calls.models import (
     SessionState,
     WindowState,
 )
+from vidivo.cli import app as cli
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
 from vidivo.core.db import Base, create_engine
@@ -49,7 +51,6 @@ from vidivo.migrate import alembic_config
 from vidivo.payments.provider import HoldStatus
 from vidivo.payments.sim_models import SimPaymentIntent
 
-UNFINISHED = ("waiting", "live", "card_retry", "paused", "ending")
 # What each call ends up captured, window by window, at $2.00 a minute in 5-minute windows.
 CAPTURED = {
     "live": {1: 1000, 2: 200},  # 3:00 live at the upgrade, ended by the host at 5:30
@@ -142,6 +143,27 @@ async def test_upgrade_fills_the_new_columns_from_each_calls_own_history(upgrade
         (None, None),
         (None, None),
     ]
+
+
+async def test_calls_keep_the_reconnect_grace_the_deployment_was_configured_with(
+    upgrade_url, tmp_path
+):
+    """Earlier releases read the grace from the setting while a call ran: a deployment set to
+    30 s ran its calls with 30 s, and `vidivo migrate` there must say so, not the default."""
+    history = await history_at_0001(upgrade_url)
+    env = {
+        "VIDIVO_DATA_DIR": str(tmp_path),
+        "VIDIVO_DATABASE_URL": upgrade_url,
+        "VIDIVO_RECONNECT_GRACE_SECONDS": "30",
+    }
+    migrated = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["migrate"], env=env, catch_exceptions=False
+    )
+    assert migrated.exit_code == 0, migrated.output
+
+    calls = (await rows_of_every_table(upgrade_url))["call_sessions"]
+    graces = {call["id"]: call["reconnect_grace_seconds"] for call in calls}
+    assert graces == dict.fromkeys(history.calls.values(), 30)
 
 
 async def test_downgrade_and_upgrade_again_give_back_every_row(upgrade_url):
