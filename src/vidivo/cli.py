@@ -65,7 +65,8 @@ def _fail(message: str) -> NoReturn:
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to the latest version."""
-    upgrade_to_head(_settings().database_url)
+    settings = _settings()
+    upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
     typer.echo("database is up to date")
 
 
@@ -106,7 +107,7 @@ def serve(
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade_to_head(settings.database_url)
+    upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
     demo_password = _with_context(_create_demo_host_if_empty)
     typer.echo(
         f"Vidivo is running at http://{host}:{port}  (public URL {settings.public_base_url})"

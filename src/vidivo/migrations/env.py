@@ -18,10 +18,18 @@ MIGRATION_LOCK = 0x76696469766F  # 'vidivo'
 
 
 def _configure_and_run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite alters a table by copying it and dropping the original, and with foreign keys
+        # enforced that drop fails as soon as another table's rows point at it (every call
+        # has windows). The pragma only takes effect outside a transaction: set it first,
+        # and check every reference once the migrations are done instead.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by table copy
+        render_as_batch=sqlite,  # SQLite alters by table copy
         compare_type=True,
     )
     with context.begin_transaction():
@@ -30,6 +38,10 @@ def _configure_and_run(connection: Connection) -> None:
             # lock ends with the transaction, and the next one finds nothing left to do.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"migrations left rows with dangling references: {broken}")
 
 
 async def _run_online() -> None:

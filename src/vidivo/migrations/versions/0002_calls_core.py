@@ -5,15 +5,16 @@ Revises: 0001
 Create Date: 2026-11-25
 
 Every existing call is carried forward with the terms it started under: its rate, window,
-fee and cap were already stored on it; the reconnect grace and currency it ran with were
-the defaults of every earlier release (60 s, USD). A refund already taken or under way is
-reserved on its call, and an in-flight `hold_card_N` action keeps its idempotency key.
+fee and cap were already stored on it; the currency was USD in every earlier release, and
+the reconnect grace was the deployment's setting (default 60 s), which earlier releases read
+live: the one the migration is run with. A refund already taken or under way is reserved on
+its call, and an in-flight `hold_card_N` action keeps its idempotency key.
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 import vidivo.core.db
 
@@ -50,6 +51,10 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("last_error", sa.String(length=500), nullable=True))
 
+    grace = int(context.config.attributes.get("reconnect_grace_seconds", 60))
+    op.execute(
+        sa.text("UPDATE call_sessions SET reconnect_grace_seconds = :grace").bindparams(grace=grace)
+    )
     # A refund taken or under way holds its amount against the call.
     op.execute(
         "UPDATE call_sessions SET refund_reserved_cents = ("
