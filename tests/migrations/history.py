@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidivo.auth.passwords import hash_password
-from vidivo.calls.windows import platform_fee_cents
+from vidivo.calls.terms import CallTerms
 from vidivo.core.clock import TestClock
 from vidivo.core.db import create_engine, create_session_factory, new_id
 from vidivo.payments.provider import CardDeclined, Hold, HoldRequest
@@ -30,6 +29,8 @@ RATE_CENTS = 200
 WINDOW_MINUTES = 5
 # The fee setting when these calls started; the upgraded app runs with another one.
 FEE_BASIS_POINTS = 1500
+# The terms every early call ran under (an old release's fee, rounded half up to the cent).
+TERMS = CallTerms(RATE_CENTS, WINDOW_MINUTES, FEE_BASIS_POINTS, None, 60)
 HOST_EMAIL = "early-host@example.com"
 PASSWORD = "correct horse battery"
 Row = tuple[str, dict[str, Any]]
@@ -205,7 +206,7 @@ class _Deployment:
         return await self.provider.capture_hold(
             hold.id,
             amount_cents=cents,
-            application_fee_cents=platform_fee_cents(cents, Decimal(FEE_BASIS_POINTS) / 100),
+            application_fee_cents=TERMS.fee_cents(cents),
             idempotency_key=provider_key(call.id, window, "capture"),
         )
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.calls import windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
+from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
 from vidivo.calls.models import (
     FINAL_STATES,
     IN_FLIGHT,
@@ -36,11 +37,11 @@ from vidivo.calls.outcomes import record_outcome
 from vidivo.calls.terms import MS_PER_MINUTE, CallTerms
 from vidivo.calls.timeline import begin_ending, billed_ms, coverage_minutes, reachable_ms
 from vidivo.core.clock import Clock
-from vidivo.core.hub import Event, Hub
-from vidivo.core.money import format_cents
+from vidivo.core.hub import Hub
 from vidivo.links import service as links
-from vidivo.links.public_cache import LINK_CHANGED, PublicLinkCache
+from vidivo.links.public_cache import PublicLinkCache
 from vidivo.payments.provider import (
+    Hold,
     HoldRequest,
     InvalidPaymentRequest,
     PaymentError,
@@ -118,16 +119,16 @@ class BillingEngine:
             await self._perform(call)
         log.warning("session %s still had work after %d steps", session_id, MAX_STEPS_PER_ADVANCE)
 
-    async def _publish(self, session_id: str, events: list[Event]) -> None:
+    async def _publish(self, session_id: str, events: list[CallEvent]) -> None:
         for event in events:
-            if event["type"] == LINK_CHANGED:  # for the link caches, not the call's sockets
-                await self._public_links.changed(self._hub, code=event["code"])
+            if isinstance(event, LinkUseReturned):  # for the link caches, not the sockets
+                await self._public_links.changed(self._hub, code=event.code)
             else:
-                await self._hub.publish(session_id, event)
+                await self._hub.publish(session_id, event.message())
 
     # Planning: one transaction that applies due transitions and picks the next provider call.
 
-    async def _plan(self, session_id: str) -> tuple[PreparedCall | None, list[Event]]:
+    async def _plan(self, session_id: str) -> tuple[PreparedCall | None, list[CallEvent]]:
         async with self._factory() as db:
             session = await db.get(CallSession, session_id, populate_existing=True)
             if session is None or session.state in FINAL_STATES:
@@ -140,7 +141,7 @@ class BillingEngine:
                 )
             )
             now = self._clock.now()
-            events: list[Event] = []
+            events: list[CallEvent] = []
             step = self._in_flight_step(session, billing_windows, now)
             if step is None and not any(w.state in IN_FLIGHT for w in billing_windows):
                 self._apply_time(session, billing_windows, now, events)
@@ -189,12 +190,14 @@ class BillingEngine:
         )
 
     @staticmethod
-    async def _give_back_use(db: AsyncSession, session: CallSession, events: list[Event]) -> None:
+    async def _give_back_use(
+        db: AsyncSession, session: CallSession, events: list[CallEvent]
+    ) -> None:
         if session.use_consumed:
             code = await links.give_back_use(db, session.link_id)
             session.use_consumed = False
             # An exhausted link may be usable again: instances drop its cached public view.
-            events.append({"type": LINK_CHANGED, "code": code})
+            events.append(LinkUseReturned(code))
 
     def _in_flight_step(
         self, session: CallSession, billing_windows: list[BillingWindow], now: datetime
@@ -210,7 +213,7 @@ class BillingEngine:
         session: CallSession,
         billing_windows: list[BillingWindow],
         now: datetime,
-        events: list[Event],
+        events: list[CallEvent],
     ) -> None:
         t = self.timings
         if session.state == SessionState.PENDING_PAYMENT:
@@ -234,9 +237,9 @@ class BillingEngine:
         self._announce_end(session, events)
 
     @staticmethod
-    def _announce_end(session: CallSession, events: list[Event]) -> None:
+    def _announce_end(session: CallSession, events: list[CallEvent]) -> None:
         if session.state == SessionState.ENDING:
-            events.append({"type": "ending", "reason": session.end_reason})
+            events.append(Ending(session.end_reason))
 
     def _next_window_action(
         self,
@@ -244,7 +247,7 @@ class BillingEngine:
         session: CallSession,
         billing_windows: list[BillingWindow],
         now: datetime,
-        events: list[Event],
+        events: list[CallEvent],
     ) -> ProviderStep | None:
         if session.state in (SessionState.LIVE, SessionState.PAUSED):
             elapsed = billed_ms(session, now)
@@ -311,7 +314,7 @@ class BillingEngine:
         session: CallSession,
         billing_windows: list[BillingWindow],
         now: datetime,
-        events: list[Event],
+        events: list[CallEvent],
     ) -> None:
         if any(w.state in IN_FLIGHT or w.state == WindowState.HELD for w in billing_windows):
             return
@@ -323,14 +326,7 @@ class BillingEngine:
             session.state = SessionState.DECLINED
         session.ended_at = now
         total = sum(w.captured_cents for w in billing_windows)
-        events.append(
-            {
-                "type": "ended",
-                "state": session.state,
-                "reason": session.end_reason,
-                "total": format_cents(total),
-            }
-        )
+        events.append(Ended(session.state, session.end_reason, total))
 
     def _next_action_at(
         self,
@@ -383,7 +379,7 @@ class BillingEngine:
 
     async def _perform(self, call: PreparedCall) -> None:
         step = call.step
-        outcome: object
+        outcome: Hold | PaymentError
         if not call.payee_ready:
             await self._record(
                 step, InvalidPaymentRequest("The host's payout account cannot take charges now.")
@@ -412,7 +408,7 @@ class BillingEngine:
             outcome = error
         await self._record(step, outcome)
 
-    async def _record(self, step: ProviderStep, outcome: object) -> None:
+    async def _record(self, step: ProviderStep, outcome: Hold | PaymentError) -> None:
         for _ in range(5):
             try:
                 await self._record_once(step, outcome)
@@ -424,8 +420,8 @@ class BillingEngine:
                 continue
         log.error("could not record %s for session %s", step.action, step.session_id)
 
-    async def _record_once(self, step: ProviderStep, outcome: object) -> None:
-        events: list[Event] = []
+    async def _record_once(self, step: ProviderStep, outcome: Hold | PaymentError) -> None:
+        events: list[CallEvent] = []
         async with self._factory() as db:
             window = await db.get_one(BillingWindow, step.window_id, populate_existing=True)
             session = await db.get_one(CallSession, step.session_id, populate_existing=True)
@@ -456,7 +452,7 @@ class BillingEngine:
             await db.commit()
         await self._publish(step.session_id, events)
 
-    async def _reconcile(self, hold_id: str, error: PaymentError) -> object:
+    async def _reconcile(self, hold_id: str, error: PaymentError) -> Hold | PaymentError:
         """A capture or cancel the provider refuses may already be done (or the hold lapsed):
         the provider's own record of the hold settles what happened."""
         try:

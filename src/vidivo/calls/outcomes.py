@@ -9,12 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.calls import ledger
 from vidivo.calls.actions import ProviderAction
+from vidivo.calls.events import CallEvent, HoldDeclined, WindowRenewed
 from vidivo.calls.models import BillingWindow, CallSession, LedgerKind, WindowState
 from vidivo.calls.terms import CallTerms
 from vidivo.calls.timeline import coverage_ends_at
-from vidivo.core.hub import Event
-from vidivo.core.money import format_cents
-from vidivo.core.schemas import format_timestamp
 from vidivo.payments.provider import (
     AuthenticationRequired,
     CardDeclined,
@@ -37,9 +35,9 @@ def record_outcome(
     billing_windows: list[BillingWindow],
     window: BillingWindow,
     step: ProviderStep,
-    outcome: object,
+    outcome: Hold | PaymentError,
     now: datetime,
-    events: list[Event],
+    events: list[CallEvent],
 ) -> None:
     window.updated_at = now
     if isinstance(outcome, TransientPaymentError) or (
@@ -53,7 +51,7 @@ def record_outcome(
     session.next_action_at = now
 
 
-def _retry_later(window: BillingWindow, error: object, now: datetime) -> None:
+def _retry_later(window: BillingWindow, error: PaymentError | str, now: datetime) -> None:
     """Keep the action in flight and try again later, with the same idempotency key."""
     window.hold_attempts += 1
     delay = min(MAX_RETRY_DELAY_SECONDS, 2 ** min(window.hold_attempts, 9))
@@ -69,9 +67,9 @@ def _record_hold(
     billing_windows: list[BillingWindow],
     window: BillingWindow,
     step: ProviderStep,
-    outcome: object,
+    outcome: Hold | PaymentError,
     now: datetime,
-    events: list[Event],
+    events: list[CallEvent],
 ) -> None:
     if isinstance(outcome, Hold) and outcome.status == HoldStatus.REQUIRES_CAPTURE:
         window.state = WindowState.HELD
@@ -89,13 +87,7 @@ def _record_hold(
             at=now,
         )
         if window.number > 1:
-            events.append(
-                {
-                    "type": "window_renewed",
-                    "window": window.number,
-                    "held": format_cents(outcome.amount_cents),
-                }
-            )
+            events.append(WindowRenewed(window.number, outcome.amount_cents))
         return
     decline_code = (
         outcome.decline_code
@@ -119,14 +111,7 @@ def _record_hold(
     if window.number > 1:
         deadline = coverage_ends_at(session, billing_windows, now)
         events.append(
-            {
-                "type": "hold_declined",
-                "window": window.number,
-                "decline_code": decline_code,
-                "amount": format_cents(window.pending_amount_cents or 0),
-                # The call ends here unless the guest gives a card that holds.
-                "deadline": format_timestamp(deadline) if deadline else None,
-            }
+            HoldDeclined(window.number, decline_code, window.pending_amount_cents or 0, deadline)
         )
 
 

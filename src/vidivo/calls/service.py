@@ -12,6 +12,7 @@ from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal, Principal, issue_guest_token
 from vidivo.calls import repository, windows
 from vidivo.calls.engine import BillingEngine
+from vidivo.calls.events import CardUpdated
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState, WindowState
 from vidivo.calls.repository import find_by_hold, load_session, windows_of
 from vidivo.calls.schemas import SessionStart
@@ -371,7 +372,7 @@ async def replace_payment_method(
         session.next_action_at = now
 
     session = await _with_retry(context, session_id, change)
-    await context.hub.publish(session_id, {"type": "card_updated"})
+    await context.hub.publish(session_id, CardUpdated().message())
     await engine.advance(session_id)
     return session
 

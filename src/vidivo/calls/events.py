@@ -1,0 +1,88 @@
+"""What happens to a call, as typed events: told to both parties' sockets over the hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from vidivo.core.hub import Event
+from vidivo.core.money import format_cents
+from vidivo.core.schemas import format_timestamp
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A message on the call's channel; `message()` is what the sockets carry."""
+
+    def message(self) -> Event:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class WindowRenewed(CallEvent):
+    window: int
+    held_cents: int
+
+    def message(self) -> Event:
+        return {
+            "type": "window_renewed",
+            "window": self.window,
+            "held": format_cents(self.held_cents),
+        }
+
+
+@dataclass(frozen=True)
+class HoldDeclined(CallEvent):
+    window: int
+    decline_code: str
+    amount_cents: int
+    # The call ends then unless the guest gives a card that holds.
+    deadline: datetime | None
+
+    def message(self) -> Event:
+        return {
+            "type": "hold_declined",
+            "window": self.window,
+            "decline_code": self.decline_code,
+            "amount": format_cents(self.amount_cents),
+            "deadline": format_timestamp(self.deadline) if self.deadline else None,
+        }
+
+
+@dataclass(frozen=True)
+class CardUpdated(CallEvent):
+    def message(self) -> Event:
+        return {"type": "card_updated"}
+
+
+@dataclass(frozen=True)
+class Ending(CallEvent):
+    reason: str | None
+
+    def message(self) -> Event:
+        return {"type": "ending", "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Ended(CallEvent):
+    state: str
+    reason: str | None
+    total_cents: int
+
+    def message(self) -> Event:
+        return {
+            "type": "ended",
+            "state": self.state,
+            "reason": self.reason,
+            "total": format_cents(self.total_cents),
+        }
+
+
+@dataclass(frozen=True)
+class LinkUseReturned(CallEvent):
+    """Not for the call's sockets: a use went back to the link, whose cached view changes."""
+
+    code: str | None
+
+    def message(self) -> Event:
+        return {"type": "link_use_returned", "code": self.code}
