@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
+from vidivo.core.money import format_cents
 from vidivo.payments.provider import (
     AccountStatus,
     AuthenticationRequired,
@@ -373,7 +374,7 @@ class SimulatedProvider:
             refundable = intent.amount_captured - intent.amount_refunded
             if not 0 < amount_cents <= refundable:
                 raise InvalidPaymentRequest(
-                    f"Refund amount must be between 0.01 and {refundable / 100:.2f}."
+                    f"Refund amount must be between 0.01 and {format_cents(refundable)}."
                 )
             intent.amount_refunded += amount_cents
             refund = SimRefund(
