@@ -96,7 +96,12 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         link_lookups=LookupGuard(limiter, settings.link_misses_per_minute),
         billing=billing,
         worker=BillingWorker(
-            factory, billing, clock, settings.worker_id, concurrency=settings.worker_concurrency
+            factory,
+            billing,
+            clock,
+            settings.worker_id,
+            payments=payments,
+            concurrency=settings.worker_concurrency,
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -34,7 +35,7 @@ def reference(timeline: list[tuple[int, tuple[bool, bool]]], end_ms: int) -> int
     points = [(0, (True, True)), *timeline, (end_ms, None)]
     billed = 0
     pause_guest_side = 0  # guest-only time of the pause in progress
-    for (start, presence), (stop, _) in zip(points, points[1:], strict=False):
+    for (start, presence), (stop, _) in itertools.pairwise(points):
         assert presence is not None
         host, guest = presence
         length = stop - start

@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import func, select
 
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.models import User
 from vidivo.calls import ledger, refunds, repository, views
 from vidivo.calls import service as sessions
-from vidivo.calls.models import LedgerEntry, LedgerKind, SessionState
+from vidivo.calls.models import LedgerEntry, LedgerKind, RefundState, SessionState
 from vidivo.calls.money_schemas import (
     Earnings,
     ReceiptResponse,
@@ -50,8 +50,20 @@ async def receipt(session_id: str, caller: Caller, db: DbSession) -> ReceiptResp
 @router.post(
     "/v1/sessions/{session_id}/refunds",
     status_code=201,
-    responses=error_responses(401, 403, 404, 409, 502),
+    responses={
+        202: {
+            "model": RefundResponse,
+            "description": "The refund is reserved and waits behind another refund of the "
+            "call; the billing worker finishes it (`state` is `pending`).",
+        },
+        **error_responses(401, 403, 404, 409, 502),
+    },
     summary="Refund a call in full or part (never more than was captured)",
+    description="`409 refund_exceeds_remaining`: another refund, taken or under way, left "
+    "less than this amount. `502 payment_provider_error`: the provider refused the refund "
+    "(it failed, nothing is held for it) or could not be reached (it stays `pending` and is "
+    "retried automatically with the same idempotency keys; repeat the request with the same "
+    "`Idempotency-Key` to see how it ended).",
 )
 async def refund(
     session_id: str,
@@ -59,6 +71,7 @@ async def refund(
     principal: CurrentHost,
     db: DbSession,
     context: Context,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> RefundResponse:
     session = await sessions.get_for(db, session_id, principal)
@@ -70,13 +83,20 @@ async def refund(
         raise ValidationFailed.field(
             "Idempotency-Key", "is required: a retried refund must not pay out twice"
         )
+    # The refund runs in transactions of its own: give this request's connection back first,
+    # so that many refunds at once cannot hold every pooled connection while waiting for one.
+    await db.commit()
     stored = await refunds.refund_session(
-        context,
-        session,
+        context.session_factory,
+        context.payments,
+        context.clock,
+        session.id,
         amount_cents=parse_amount_to_cents(body.amount) if body.amount else None,
         reason=body.reason,
         request_key=key,
     )
+    if stored.state == RefundState.PENDING:
+        response.status_code = 202
     return RefundResponse(
         refund=RefundOut(
             id=stored.id,

@@ -1,4 +1,5 @@
-"""The billing worker: claims sessions whose next action is due and advances them.
+"""The billing worker: claims sessions whose next action is due and advances them, and
+finishes the refunds a provider failure or a crash left pending.
 
 Claims are leases in the database (`lease_owner`, `lease_until`), taken with
 `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers never advance one session at
@@ -16,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.models import CallSession
+from vidivo.calls.refund_queue import RefundCarrier, carry_out_refunds, sessions_with_due_refunds
 from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
 from vidivo.core.errors import is_database_outage
+from vidivo.payments.provider import PaymentProvider
 
 log = logging.getLogger("vidivo.worker")
 # Short, so a crashed worker's sessions are picked up well inside a renewal's lead time.
@@ -34,11 +37,13 @@ class BillingWorker:
         clock: Clock,
         worker_id: str = "",
         *,
+        payments: PaymentProvider,
         concurrency: int = 16,
     ) -> None:
         self._factory = factory
         self._engine = engine
         self._clock = clock
+        self._payments = payments
         self.worker_id = worker_id or f"worker-{new_id()}"
         self._concurrency = asyncio.Semaphore(concurrency)
 
@@ -90,14 +95,32 @@ class BillingWorker:
                 await self._release(session_id)
 
     async def run_due(self) -> int:
-        """Advance every due session once, several at a time; the number advanced."""
+        """Advance every due session once, several at a time, then resume the refunds due;
+        the number of sessions advanced or refunded."""
         seen: set[str] = set()
         while ids := await self.claim_due(seen):
             # Sessions are independent: their provider calls overlap (each waits on the
             # provider, not on the CPU), within the concurrency limit and the engine's pace.
             await asyncio.gather(*(self._advance(session_id) for session_id in ids))
             seen.update(ids)
-        return len(seen)
+        return len(seen) + await self.resume_refunds()
+
+    async def resume_refunds(self) -> int:
+        """Carry out the pending refunds whose retry is due or that a crash left, with the
+        keys they were first sent with; the number of calls whose refunds were taken up."""
+        carrier = RefundCarrier(self._factory, self._payments, self._clock, self.worker_id)
+        resumed = 0
+        for session_id in await sessions_with_due_refunds(self._factory, self._clock.now()):
+            try:
+                taken = await carry_out_refunds(carrier, session_id)
+            except Exception as exc:
+                if is_database_outage(exc):
+                    log.warning("refunds of %s wait for the database: %s", session_id, exc)
+                else:
+                    log.exception("refunds of session %s failed; retried later", session_id)
+                continue
+            resumed += taken
+        return resumed
 
     async def next_due_at(self) -> datetime | None:
         async with self._factory() as db:

@@ -1,0 +1,5 @@
+"""Calls tests drive the app like the session tests: a test clock, and calls built over HTTP."""
+
+from tests.sessions.conftest import calls, settings
+
+__all__ = ["calls", "settings"]
