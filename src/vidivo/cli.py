@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
 from vidivo.calls.ledger import AuditFinding, audit
+from vidivo.calls.suspension import Suspension, suspend_host
 from vidivo.core.config import PaymentsMode, Settings
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import RedactSecrets, server_logging_config
@@ -197,19 +198,32 @@ def hosts_verify(email: str) -> None:
 
 @hosts.command("suspend")
 def hosts_suspend(email: str) -> None:
-    """Suspend a host: no new links, and their links take no new calls."""
+    """Suspend a host: its tokens stop working, its calls end, its links take no new calls."""
 
-    def change(user: User, context: AppContext) -> None:
-        user.suspended_at = user.suspended_at or context.clock.now()
+    async def work(context: AppContext) -> Suspension:
+        async with context.session_factory() as db:
+            user = await auth_service.get_user_by_email_or_404(db, email)
+            host_id = user.id
+        done = await suspend_host(
+            context.session_factory,
+            context.clock,
+            context.billing,
+            context.public_links,
+            context.hub,
+            host_id,
+        )
+        await context.mailer.deliver_pending()
+        return done
 
-    user_id = _update_host(email, change)
-
-    async def forget_links(context: AppContext) -> None:
-        # Instances sharing Redis drop the host's cached links now (others within seconds).
-        await context.public_links.changed(context.hub, host_id=user_id)
-
-    _with_context(forget_links)
-    typer.echo(f"suspended {email.lower()}")
+    try:
+        done = _with_context(work)
+    except ApiError as exc:
+        _fail(exc.message)
+    status = "suspended" if done.newly_suspended else "already suspended"
+    typer.echo(
+        f"{status} {email.lower()}: {done.declined_calls} waiting call(s) declined, "
+        f"{done.ended_calls} live call(s) ended"
+    )
 
 
 @app.command()

@@ -62,28 +62,28 @@ def row(method, path, anonymous, guest, other_guest, hosts_, unverified, suspend
 LINK_BODY = {"rate_per_minute": "2.50", "window_size_minutes": 10}
 TABLE = [
     #   method  path                                 anon guest oguest host unver susp admin owner
-    row("GET", "/v1/me",                              401, 401, 401, 200, 200, 200, 200, 200),
-    row("GET", "/v1/links",                           401, 401, 401, 200, 200, 200, 403, 200),
+    row("GET", "/v1/me",                              401, 401, 401, 200, 200, 403, 200, 200),
+    row("GET", "/v1/links",                           401, 401, 401, 200, 200, 403, 403, 200),
     row("POST", "/v1/links",                          401, 401, 401, 201, 403, 403, 403, 201,
         body=LINK_BODY),
-    row("GET", "/v1/links/{code}",                    200, 401, 401, 200, 200, 200, 200, 200),
-    row("GET", "/v1/sessions",                        401, 401, 401, 200, 200, 200, 403, 200),
-    row("GET", "/v1/sessions/{session}",              401, 200, 404, 404, 404, 404, 200, 200),
-    row("GET", "/v1/sessions/{session}/charges",      401, 200, 404, 404, 404, 404, 200, 200),
-    row("GET", "/v1/sessions/{session}/receipt",      401, 200, 404, 404, 404, 404, 200, 200),
-    row("GET", "/v1/sessions/{session}/ice-servers",  401, 200, 404, 404, 404, 404, 404, 200),
-    row("GET", "/v1/earnings",                        401, 401, 401, 200, 200, 200, 403, 200),
-    row("GET", "/v1/host/payouts",                    401, 401, 401, 200, 200, 200, 403, 200),
-    row("POST", "/v1/sessions/{session}/accept",      401, 401, 401, 404, 404, 404, 403, 200,
+    row("GET", "/v1/links/{code}",                    200, 401, 401, 200, 200, 403, 200, 200),
+    row("GET", "/v1/sessions",                        401, 401, 401, 200, 200, 403, 403, 200),
+    row("GET", "/v1/sessions/{session}",              401, 200, 404, 404, 404, 403, 200, 200),
+    row("GET", "/v1/sessions/{session}/charges",      401, 200, 404, 404, 404, 403, 200, 200),
+    row("GET", "/v1/sessions/{session}/receipt",      401, 200, 404, 404, 404, 403, 200, 200),
+    row("GET", "/v1/sessions/{session}/ice-servers",  401, 200, 404, 404, 404, 403, 404, 200),
+    row("GET", "/v1/earnings",                        401, 401, 401, 200, 200, 403, 403, 200),
+    row("GET", "/v1/host/payouts",                    401, 401, 401, 200, 200, 403, 403, 200),
+    row("POST", "/v1/sessions/{session}/accept",      401, 401, 401, 404, 404, 403, 403, 200,
         call="accept"),
-    row("POST", "/v1/sessions/{session}/decline",     401, 401, 401, 404, 404, 404, 403, 200,
+    row("POST", "/v1/sessions/{session}/decline",     401, 401, 401, 404, 404, 403, 403, 200,
         call="decline"),
     row("POST", "/v1/sessions/{session}/payment-method", 401, 200, 404, 403, 403, 403, 403, 403,
         body={"payment_method_id": "pm_card_mastercard"}, call="card"),
     # The call's guest may end it too: that is the next row (None: not asked here).
-    row("POST", "/v1/sessions/{session}/end",         401, None, 404, 404, 404, 404, 404, 200,
+    row("POST", "/v1/sessions/{session}/end",         401, None, 404, 404, 404, 403, 404, 200,
         call="end_by_host"),
-    row("POST", "/v1/sessions/{session}/end",         401, 200, 404, 404, 404, 404, 404, 409,
+    row("POST", "/v1/sessions/{session}/end",         401, 200, 404, 404, 404, 403, 404, 409,
         call="end_by_guest"),
     row("DELETE", "/v1/links/{link_id}",              401, 401, 401, 403, 403, 403, 403, 204),
 ]  # fmt: skip
@@ -166,7 +166,8 @@ async def test_each_caller_gets_exactly_the_expected_status_and_nothing_more(
 
 async def test_lists_show_only_the_callers_own_links_and_calls(client, world):
     session_id = world["sessions"]["main"]["session"]["id"]
-    for caller in ("other_host", "unverified_host", "suspended_host"):
+    # A suspended host's token is refused outright (the table's `susp` column).
+    for caller in ("other_host", "unverified_host"):
         headers = bearer(world["tokens"][caller])
         links = (await client.get("/v1/links", headers=headers)).json()
         assert world["link"]["id"] not in str(links)

@@ -70,7 +70,7 @@ async def signup(
 
 @router.post(
     "/v1/auth/token",
-    responses=error_responses(401, 429),
+    responses=error_responses(401, 403, 429),
     summary="Log in with email and password",
 )
 async def token(
@@ -88,7 +88,7 @@ async def token(
 
 @router.post(
     "/v1/auth/refresh",
-    responses=error_responses(401),
+    responses=error_responses(401, 403),
     summary="Trade a refresh token for a new pair (the old one stops working)",
 )
 async def refresh(body: RefreshRequest, db: DbSession, context: Context) -> TokenResponse:
@@ -98,7 +98,7 @@ async def refresh(body: RefreshRequest, db: DbSession, context: Context) -> Toke
 @router.post(
     "/v1/auth/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401),
+    responses=error_responses(401, 403),
     summary="End this login: its refresh and access tokens stop working",
 )
 async def logout(principal: CurrentPrincipal, db: DbSession, context: Context) -> Response:
@@ -119,7 +119,7 @@ async def verify_email(body: VerifyEmailRequest, db: DbSession, context: Context
 @router.post(
     "/v1/auth/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(400, 401, 429),
+    responses=error_responses(400, 401, 403, 429),
     summary="Email a new verification token",
 )
 async def resend_verification(
@@ -133,7 +133,7 @@ async def resend_verification(
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.get("/v1/me", responses=error_responses(401), summary="The calling account")
+@router.get("/v1/me", responses=error_responses(401, 403), summary="The calling account")
 async def me(principal: CurrentPrincipal) -> UserResponse:
     return UserResponse(user=user_out(principal.user))
 

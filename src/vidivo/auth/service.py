@@ -18,6 +18,7 @@ from vidivo.auth.tokens import (
     hash_opaque_token,
     new_opaque_token,
 )
+from vidivo.core.clock import Clock
 from vidivo.core.db import utc_now_seconds
 from vidivo.core.errors import (
     ApiError,
@@ -37,6 +38,17 @@ class EmailTaken(ApiError):
         409,
         "An account with this email already exists.",
     )
+
+
+class AccountSuspended(ApiError):
+    code, status, message = (
+        "account_suspended",
+        403,
+        "This account is suspended.",
+    )
+
+
+SUSPENDED = "suspended"  # the revoked reason of a suspended account's logins
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,8 @@ async def login(
             email,
         )
         raise InvalidCredentials()
+    if user.suspended_at is not None:  # told only to whoever knows the password
+        raise AccountSuspended()
     now = context.clock.now()
     session = LoginSession(user_id=user.id, created_at=now)
     db.add(session)
@@ -236,6 +250,9 @@ async def refresh(db: AsyncSession, context: AppContext, refresh_token: str) -> 
     if token is None:
         raise Unauthorized("The refresh token is not valid.")
     session = await db.get_one(LoginSession, token.login_session_id)
+    user = await db.get_one(User, session.user_id)
+    if user.suspended_at is not None:
+        raise AccountSuspended()
     if session.revoked_at is not None:
         raise Unauthorized("This login has ended; log in again.")
     if token.used_at is not None:
@@ -252,7 +269,6 @@ async def refresh(db: AsyncSession, context: AppContext, refresh_token: str) -> 
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized("This refresh token was already used; log in again.")
-    user = await db.get_one(User, session.user_id)
     return _issue(db, context, user, session)
 
 
@@ -300,9 +316,31 @@ async def _authenticate_user(db: AsyncSession, claims: dict[str, Any]) -> Princi
             .where(LoginSession.id == session_id, User.id == claims["sub"])
         )
     ).first()
-    if row is None or row[1].revoked_at is not None:
+    if row is None:
+        raise Unauthorized("This login has ended; log in again.")
+    # Read on every request (HTTP and WebSocket): a suspension stops tokens already issued.
+    if row[0].suspended_at is not None:
+        raise AccountSuspended()
+    if row[1].revoked_at is not None:
         raise Unauthorized("This login has ended; log in again.")
     return Principal(user=row[0], login_session_id=session_id, claims=claims)
+
+
+async def suspend_account(db: AsyncSession, clock: Clock, user_id: str) -> bool:
+    """Mark the account suspended and end all its logins (their refresh tokens die with them).
+    Whether this call suspended it: False when it already was."""
+    user = await db.get_one(User, user_id, with_for_update=True, populate_existing=True)
+    newly = user.suspended_at is None
+    now = clock.now()
+    if newly:
+        user.suspended_at = utc_now_seconds(now)
+    await db.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=SUSPENDED)
+        .execution_options(synchronize_session=False)
+    )
+    return newly
 
 
 async def get_user_by_email_or_404(db: AsyncSession, email: str) -> User:

@@ -4,13 +4,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlalchemy import func, select
 
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.models import User
 from vidivo.calls import ledger, refunds, repository, views
 from vidivo.calls import service as sessions
-from vidivo.calls.models import LedgerEntry, LedgerKind, RefundState, SessionState
+from vidivo.calls.earnings import host_earnings
+from vidivo.calls.models import LedgerKind, RefundState, SessionState
 from vidivo.calls.money_schemas import (
     Earnings,
     ReceiptResponse,
@@ -128,34 +128,14 @@ async def earnings(
         except ValueError as exc:
             raise ValidationFailed.field(name, str(exc)) from None
     start, end = bounds["from"], bounds["to"]
-    query = select(LedgerEntry.kind, func.sum(LedgerEntry.amount_cents)).where(
-        LedgerEntry.host_id == principal.user.id
-    )
-    count_query = select(func.count(func.distinct(LedgerEntry.session_id))).where(
-        LedgerEntry.host_id == principal.user.id,
-        LedgerEntry.kind == LedgerKind.CAPTURE,
-        LedgerEntry.amount_cents > 0,
-    )
-    if start is not None:
-        query = query.where(LedgerEntry.created_at >= start)
-        count_query = count_query.where(LedgerEntry.created_at >= start)
-    if end is not None:
-        query = query.where(LedgerEntry.created_at < end)
-        count_query = count_query.where(LedgerEntry.created_at < end)
-    sums = {
-        LedgerKind(kind): int(total or 0)
-        for kind, total in await db.execute(query.group_by(LedgerEntry.kind))
-    }
-    gross = sums.get(LedgerKind.CAPTURE, 0)
-    fees = sums.get(LedgerKind.FEE, 0) - sums.get(LedgerKind.FEE_REFUND, 0)
-    refunded = sums.get(LedgerKind.REFUND, 0)
+    totals = await host_earnings(db, principal.user.id, start, end)
     return Earnings(
         currency="USD",
         start=start,
         end=end,
-        sessions=int(await db.scalar(count_query) or 0),
-        gross=format_cents(gross),
-        platform_fees=format_cents(fees),
-        refunds=format_cents(refunded),
-        net=format_cents(gross - fees - refunded),
+        sessions=totals.sessions,
+        gross=format_cents(totals.gross_cents),
+        platform_fees=format_cents(totals.platform_fees_cents),
+        refunds=format_cents(totals.refunds_cents),
+        net=format_cents(totals.net_cents),
     )

@@ -141,6 +141,15 @@ async def start(
     await engine.advance(session_id)
     async with context.session_factory() as db:
         session = await load_session(db, session_id)
+        host = await db.get_one(User, session.host_id, populate_existing=True)
+        if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
+            begin_ending(session, clock.now(), "host_suspended")
+        if session.state != SessionState.PENDING_PAYMENT:
+            # The host was suspended while the first hold was placed: the engine releases
+            # what it held, and the link keeps its use.
+            await db.commit()
+            await engine.advance(session_id)
+            raise HostUnavailable()
         first = (await windows_of(db, session_id))[0]
         if first.state == WindowState.DECLINED:
             await _fail_start(context, session_id, "card_declined")
