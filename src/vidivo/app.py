@@ -173,7 +173,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if settings.test_clock:
         app.include_router(test_clock_router)
     app.include_router(_health_router())
-    app.add_middleware(PublicLinkFastPath, context=context)
+    app.add_middleware(
+        PublicLinkFastPath,
+        engine=context.engine,
+        cache=context.public_links,
+        guard=context.link_lookups,
+        clock=context.clock,
+        base_url=settings.public_base_url,
+    )
     app.add_middleware(
         RequestBodyPolicy,
         max_bytes=settings.max_body_bytes,
