@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from limits.aio.storage import RedisStorage
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from vidivo.auth.routes import router as auth_router
 from vidivo.auth.tokens import KeyRing
@@ -24,13 +25,14 @@ from vidivo.calls.worker import BillingWorker
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
 from vidivo.core.config import Settings
 from vidivo.core.db import create_engine, create_session_factory
+from vidivo.core.deps import DbEngine, Provided
 from vidivo.core.errors import ServiceUnavailable, install_error_handlers
 from vidivo.core.hub import Hub, LocalHub, RedisHub
 from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
 from vidivo.core.ratelimit import RateLimiter
 from vidivo.core.schemas import error_responses
-from vidivo.deps import AppContext, Context
+from vidivo.deps import AppContext
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
@@ -38,6 +40,7 @@ from vidivo.links.routes import router as links_router
 from vidivo.mail.service import Mailer
 from vidivo.mail.transports import transport_for
 from vidivo.payments.factory import build_provider
+from vidivo.payments.provider import PaymentProvider
 from vidivo.payouts.routes import router as payouts_router
 from vidivo.signaling.routes import router as signaling_router
 from vidivo.testclock import router as test_clock_router
@@ -106,6 +109,27 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     )
 
 
+def provided_by(context: AppContext) -> Provided:
+    """Each built object under its type (a Protocol's own class for a Protocol), for the
+    narrow dependencies of `vidivo.core.deps.provided`."""
+    return {
+        Settings: context.settings,
+        Clock: context.clock,
+        AsyncEngine: context.engine,
+        async_sessionmaker: context.session_factory,
+        KeyRing: context.keys,
+        Mailer: context.mailer,
+        RateLimiter: context.limiter,
+        CursorSigner: context.cursors,
+        PaymentProvider: context.payments,
+        Hub: context.hub,
+        PublicLinkCache: context.public_links,
+        LookupGuard: context.link_lookups,
+        BillingEngine: context.billing,
+        BillingWorker: context.worker,
+    }
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     context = build_context(settings, clock)
@@ -137,7 +161,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Operation ids are the handlers' names: short, stable, and what OpenAPI links name.
         generate_unique_id_function=lambda route: route.name,
     )
-    app.state.context = context
+    app.state.provided = provided_by(context)
+    app.state.context = context  # for the domains that still take the whole context
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(links_router)
@@ -151,7 +176,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if settings.test_clock:
         app.include_router(test_clock_router)
     app.include_router(_health_router())
-    app.add_middleware(PublicLinkFastPath, context=context)
+    app.add_middleware(
+        PublicLinkFastPath,
+        engine=context.engine,
+        cache=context.public_links,
+        guard=context.link_lookups,
+        clock=context.clock,
+        base_url=settings.public_base_url,
+    )
     app.add_middleware(
         RequestBodyPolicy,
         max_bytes=settings.max_body_bytes,
@@ -171,9 +203,9 @@ def _health_router() -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", responses=error_responses(503), summary="The database answers")
-    async def readyz(context: Context) -> dict[str, str]:
+    async def readyz(engine: DbEngine) -> dict[str, str]:
         try:
-            async with context.engine.connect() as connection:
+            async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:
             raise ServiceUnavailable("The database is not reachable.") from exc

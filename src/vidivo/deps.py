@@ -1,8 +1,11 @@
-"""Request dependencies shared by every domain: settings, clock, database, app context."""
+"""The whole app context as one dependency, for the domains not yet asking for what they use.
+
+New code asks for single objects through `vidivo.core.deps` (`DbSession`, `AppClock`,
+`provided(...)`); `DbSession` is the same dependency here and there, so a request that mixes
+both still has one unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,7 +17,7 @@ from vidivo.calls.engine import BillingEngine
 from vidivo.calls.worker import BillingWorker
 from vidivo.core.clock import Clock
 from vidivo.core.config import Settings
-from vidivo.core.db import unit_of_work
+from vidivo.core.deps import DbSession, get_db
 from vidivo.core.hub import Hub
 from vidivo.core.pagination import CursorSigner
 from vidivo.core.ratelimit import RateLimiter
@@ -42,7 +45,7 @@ class AppContext:
     worker: BillingWorker
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -50,10 +53,4 @@ def get_context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_db(context: Context) -> AsyncIterator[AsyncSession]:
-    async for session in unit_of_work(context.session_factory):
-        yield session
-
-
-# scope="function": commit before the response is sent, so a 2xx means the data is stored.
-DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
+__all__ = ["AppContext", "Context", "DbSession", "get_context", "get_db"]

@@ -18,6 +18,7 @@ from vidivo.calls.repository import find_by_hold, load_session, windows_of
 from vidivo.calls.schemas import SessionStart
 from vidivo.calls.terms import MS_PER_MINUTE, CallTerms, SpendingCapTooLow
 from vidivo.calls.timeline import begin_ending, coverage_minutes, paid_until, record_presence
+from vidivo.core.clock import Clock
 from vidivo.core.config import Settings
 from vidivo.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from vidivo.core.money import parse_amount_to_cents
@@ -416,22 +417,22 @@ async def list_for_host(
     )
 
 
-async def recheck_payment(db: AsyncSession, context: AppContext, hold_id: str) -> None:
+async def recheck_payment(db: AsyncSession, clock: Clock, hold_id: str) -> None:
     """A provider event about one of the call's holds: let the engine look again now."""
     session = await find_by_hold(db, hold_id)
     if session is not None and session.state not in FINAL_STATES:
-        session.next_action_at = context.clock.now()
+        session.next_action_at = clock.now()
 
 
-async def flag_dispute(db: AsyncSession, context: AppContext, hold_id: str, reason: str) -> None:
+async def flag_dispute(db: AsyncSession, clock: Clock, hold_id: str, reason: str) -> None:
     session = await find_by_hold(db, hold_id)
     if session is None or session.disputed_at is not None:
         return
-    session.disputed_at = context.clock.now()
+    session.disputed_at = clock.now()
     host = await db.get_one(User, session.host_id)
     queue_email(
         db,
-        context.clock,
+        clock,
         recipient=host.email,
         subject="A guest disputed a Vidivo call charge",
         body=(

@@ -9,20 +9,36 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vidivo.core.clock import Clock
 from vidivo.core.errors import ApiError, NotFound, error_response, unexpected_error
-from vidivo.deps import AppContext
 from vidivo.links import service
+from vidivo.links.lookup_guard import LookupGuard
+from vidivo.links.public_cache import PublicLinkCache
 
 _PUBLIC_LINK = re.compile(r"^/v1/links/([^/]+)$")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class PublicLinkFastPath:
-    def __init__(self, app: ASGIApp, context: AppContext) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        engine: AsyncEngine,
+        cache: PublicLinkCache,
+        guard: LookupGuard,
+        clock: Clock,
+        base_url: str,
+    ) -> None:
         self.app = app
-        self.context = context
+        self.engine = engine
+        self.cache = cache
+        self.guard = guard
+        self.clock = clock
+        self.base_url = base_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PUBLIC_LINK.match(scope["path"]) if scope["type"] == "http" else None
@@ -33,22 +49,17 @@ class PublicLinkFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        context = self.context
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        if refused := context.link_lookups.refusal(address):
+        if refused := self.guard.refusal(address):
             await error_response(refused)(scope, receive, send)
             return
         try:
             body = await service.public_view_body(
-                context.engine,
-                context.public_links,
-                context.clock,
-                context.settings.public_base_url,
-                match.group(1),
+                self.engine, self.cache, self.clock, self.base_url, match.group(1)
             )
         except NotFound as missing:
-            error: ApiError = await context.link_lookups.missed(address) or missing
+            error: ApiError = await self.guard.missed(address) or missing
             await error_response(error)(scope, receive, send)
             return
         except ApiError as other:

@@ -7,12 +7,21 @@ from fastapi.responses import JSONResponse
 
 from vidivo.auth.deps import CurrentHost, OptionalPrincipal
 from vidivo.auth.service import Principal
+from vidivo.core.deps import (
+    AppClock,
+    AppHub,
+    AppSettings,
+    Cursors,
+    DbEngine,
+    DbSession,
+    SessionFactory,
+)
 from vidivo.core.money import format_cents
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
-from vidivo.deps import Context, DbSession
 from vidivo.idempotency import service as idempotency
 from vidivo.links import service
+from vidivo.links.deps import PublicLinks
 from vidivo.links.models import Link
 from vidivo.links.schemas import (
     HostPublic,
@@ -37,15 +46,11 @@ async def require_link_creator(principal: CurrentHost, db: DbSession) -> Princip
 LinkCreator = Annotated[Principal, Depends(require_link_creator)]
 
 
-def _url(context: Context, link: Link) -> str:
-    return f"{context.settings.public_base_url}/c/{link.short_code}"
-
-
-def _summary_fields(context: Context, link: Link) -> dict[str, object]:
+def _summary_fields(base_url: str, link: Link) -> dict[str, object]:
     return {
         "id": link.id,
         "short_code": link.short_code,
-        "url": _url(context, link),
+        "url": f"{base_url}/c/{link.short_code}",
         "rate_per_minute": format_cents(link.rate_cents),
         "window_size_minutes": link.window_size_minutes,
         "expires_at": link.expires_at,
@@ -57,9 +62,9 @@ def _summary_fields(context: Context, link: Link) -> dict[str, object]:
     }
 
 
-def link_out(context: Context, link: Link) -> LinkOut:
+def link_out(base_url: str, link: Link) -> LinkOut:
     return LinkOut(
-        **_summary_fields(context, link),
+        **_summary_fields(base_url, link),
         host_id=link.host_id,
         scheduled_start=link.scheduled_start,
         scheduled_end=link.scheduled_end,
@@ -85,18 +90,23 @@ async def create_link(
     body: LinkCreate,
     principal: LinkCreator,
     db: DbSession,
-    context: Context,
+    clock: AppClock,
+    settings: AppSettings,
+    public_links: PublicLinks,
+    hub: AppHub,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     key = idempotency.validate_key(idempotency_key)
 
     async def create() -> tuple[int, dict[str, object]]:
-        link = await service.create_link(db, context.clock, principal.user, body)
-        return 201, LinkResponse(link=link_out(context, link)).model_dump(mode="json")
+        link = await service.create_link(db, clock, principal.user, body)
+        return 201, LinkResponse(link=link_out(settings.public_base_url, link)).model_dump(
+            mode="json"
+        )
 
     stored = await idempotency.run_once(
         db,
-        context.clock,
+        clock,
         owner=principal.user.id,
         endpoint="POST /v1/links",
         key=key,
@@ -108,7 +118,7 @@ async def create_link(
         await db.commit()
         # A lookup of this code before it existed may have been cached as a 404.
         code = stored.body["link"]["short_code"]
-        await context.public_links.changed(context.hub, code=str(code))
+        await public_links.changed(hub, code=str(code))
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
 
 
@@ -120,16 +130,19 @@ async def create_link(
 async def list_links(
     principal: CurrentHost,
     db: DbSession,
-    context: Context,
+    cursors: Cursors,
+    settings: AppSettings,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     active: Annotated[bool | None, Query()] = None,
 ) -> LinkListResponse:
     page = await service.list_links(
-        db, context.cursors, principal.user, limit=limit, cursor=cursor, active=active
+        db, cursors, principal.user, limit=limit, cursor=cursor, active=active
     )
     return LinkListResponse(
-        links=[LinkSummary(**_summary_fields(context, link)) for link in page.links],
+        links=[
+            LinkSummary(**_summary_fields(settings.public_base_url, link)) for link in page.links
+        ],
         pagination=Pagination(cursor=page.cursor, has_more=page.has_more, limit=page.limit),
     )
 
@@ -141,22 +154,24 @@ async def list_links(
     summary="Open a call link: public details, or everything for its owner",
 )
 async def get_link(
-    short_code: str, principal: OptionalPrincipal, context: Context
+    short_code: str,
+    principal: OptionalPrincipal,
+    factory: SessionFactory,
+    engine: DbEngine,
+    public_links: PublicLinks,
+    clock: AppClock,
+    settings: AppSettings,
 ) -> LinkLookupResponse | Response:
     if principal is not None:
-        async with context.session_factory() as db:
-            link, host = await service.get_usable_for_view(db, context.clock, short_code)
+        async with factory() as db:
+            link, host = await service.get_usable_for_view(db, clock, short_code)
         if principal.user.id == link.host_id:
-            owner_view = link_out(context, link)
+            owner_view = link_out(settings.public_base_url, link)
             host_public = HostPublic(display_name=host.display_name)
             return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
     # Everyone else sees the public view, built in one place (the fast path serves the same).
     body = await service.public_view_body(
-        context.engine,
-        context.public_links,
-        context.clock,
-        context.settings.public_base_url,
-        short_code,
+        engine, public_links, clock, settings.public_base_url, short_code
     )
     return Response(body, media_type="application/json")
 
@@ -168,9 +183,14 @@ async def get_link(
     summary="Deactivate a call link (soft delete; running sessions continue)",
 )
 async def delete_link(
-    link_id: str, principal: CurrentHost, db: DbSession, context: Context
+    link_id: str,
+    principal: CurrentHost,
+    db: DbSession,
+    clock: AppClock,
+    public_links: PublicLinks,
+    hub: AppHub,
 ) -> Response:
-    code = await service.deactivate_link(db, context.clock, principal.user, link_id)
+    code = await service.deactivate_link(db, clock, principal.user, link_id)
     await db.commit()  # then drop the cached view, so nobody caches the old state again
-    await context.public_links.changed(context.hub, code=code)
+    await public_links.changed(hub, code=code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,8 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vidivo.auth.deps import CurrentHost
+from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.schemas import error_responses
-from vidivo.deps import Context, DbSession
+from vidivo.payments.deps import Payments
 from vidivo.payouts import service
 from vidivo.payouts.schemas import OnboardingLink, PayoutStatus
 
@@ -17,14 +18,14 @@ router = APIRouter(tags=["payouts"])
     summary="Start (or resume) payout onboarding: a one-time link to the provider's pages",
 )
 async def start_onboarding(
-    principal: CurrentHost, db: DbSession, context: Context
+    principal: CurrentHost,
+    db: DbSession,
+    provider: Payments,
+    clock: AppClock,
+    settings: AppSettings,
 ) -> OnboardingLink:
     url = await service.start_onboarding(
-        db,
-        context.payments,
-        context.clock,
-        principal.user,
-        base_url=context.settings.public_base_url,
+        db, provider, clock, principal.user, base_url=settings.public_base_url
     )
     return OnboardingLink(url=url)
 
@@ -34,5 +35,7 @@ async def start_onboarding(
     responses=error_responses(401, 403, 502),
     summary="The host's payout account: can it take charges, what is still due",
 )
-async def payout_status(principal: CurrentHost, db: DbSession, context: Context) -> PayoutStatus:
-    return await service.payout_status(db, context.payments, context.clock, principal.user)
+async def payout_status(
+    principal: CurrentHost, db: DbSession, provider: Payments, clock: AppClock
+) -> PayoutStatus:
+    return await service.payout_status(db, provider, clock, principal.user)

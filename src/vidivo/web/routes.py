@@ -13,12 +13,14 @@ from fastapi.templating import Jinja2Templates
 
 from vidivo.calls.meter import METER_RULE
 from vidivo.calls.terms import first_hold_cents_for_link
+from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.errors import NotFound, RateLimited
 from vidivo.core.money import format_cents
 from vidivo.core.schemas import format_timestamp
-from vidivo.deps import Context, DbSession
 from vidivo.links import service as links
-from vidivo.payments.provider import InvalidPaymentRequest
+from vidivo.links.deps import LinkLookups
+from vidivo.payments.deps import Payments
+from vidivo.payments.provider import InvalidPaymentRequest, PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts import service as payouts
 
@@ -56,18 +58,23 @@ async def dashboard(request: Request) -> HTMLResponse:
 
 @router.get("/c/{short_code}", response_class=HTMLResponse)
 async def guest_page(
-    request: Request, short_code: str, db: DbSession, context: Context
+    request: Request,
+    short_code: str,
+    db: DbSession,
+    clock: AppClock,
+    settings: AppSettings,
+    lookups: LinkLookups,
 ) -> HTMLResponse:
     address = request.client.host if request.client else "unknown"
-    refused = context.link_lookups.refusal(address)
+    refused = lookups.refusal(address)
     try:
         if refused:
             raise refused
-        link, host = await links.get_usable_for_view(db, context.clock, short_code)
+        link, host = await links.get_usable_for_view(db, clock, short_code)
     except RateLimited as limited:
         return _too_many(request, limited)
     except NotFound:
-        if too_many := await context.link_lookups.missed(address):
+        if too_many := await lookups.missed(address):
             return _too_many(request, too_many)
         return _message(
             request,
@@ -85,7 +92,7 @@ async def guest_page(
             "This call link has been used up",
             "It has reached the number of calls it allows. Ask the host for a new link.",
         )
-    now = context.clock.now()
+    now = clock.now()
     if link.scheduled_start is not None and now < link.scheduled_start:
         opens = format_timestamp(link.scheduled_start)
         return _message(
@@ -101,7 +108,6 @@ async def guest_page(
             "This call link's time has passed",
             "Its scheduled time is over. Ask the host for a new link.",
         )
-    settings = context.settings
     first_hold = first_hold_cents_for_link(link.rate_cents, link.window_size_minutes)
     return templates.TemplateResponse(
         request,
@@ -121,28 +127,30 @@ async def guest_page(
 
 
 @router.get("/call/{session_id}", response_class=HTMLResponse)
-async def call_view(request: Request, session_id: str, context: Context) -> HTMLResponse:
+async def call_view(request: Request, session_id: str, settings: AppSettings) -> HTMLResponse:
     # Who may see the call is checked by the API the page calls with its token.
     return templates.TemplateResponse(
         request,
         "call.html",
         {
             "session_id": session_id,
-            "payments": context.settings.payments.value,
-            "publishable_key": context.settings.stripe_publishable_key,
+            "payments": settings.payments.value,
+            "publishable_key": settings.stripe_publishable_key,
         },
     )
 
 
-def _simulated(context: Context) -> SimulatedProvider:
-    if not isinstance(context.payments, SimulatedProvider):
+def _simulated(provider: PaymentProvider) -> SimulatedProvider:
+    if not isinstance(provider, SimulatedProvider):
         raise NotFound("Simulated onboarding exists only with simulated payments.")
-    return context.payments
+    return provider
 
 
 @router.get("/payouts/simulated-onboarding/{account_id}", response_class=HTMLResponse)
-async def simulated_onboarding(request: Request, account_id: str, context: Context) -> HTMLResponse:
-    provider = _simulated(context)
+async def simulated_onboarding(
+    request: Request, account_id: str, payments: Payments
+) -> HTMLResponse:
+    provider = _simulated(payments)
     try:
         status = await provider.retrieve_account(account_id)
     except InvalidPaymentRequest as exc:
@@ -154,15 +162,15 @@ async def simulated_onboarding(request: Request, account_id: str, context: Conte
 
 @router.post("/payouts/simulated-onboarding/{account_id}")
 async def complete_simulated_onboarding(
-    account_id: str, db: DbSession, context: Context
+    account_id: str, db: DbSession, payments: Payments, clock: AppClock
 ) -> RedirectResponse:
-    provider = _simulated(context)
+    provider = _simulated(payments)
     try:
         await provider.complete_onboarding(account_id)
     except InvalidPaymentRequest as exc:
         raise NotFound("No such payout account.") from exc
     # What Stripe's `account.updated` webhook does for a real account.
-    await payouts.refresh_by_account_id(db, provider, context.clock, account_id)
+    await payouts.refresh_by_account_id(db, provider, clock, account_id)
     return RedirectResponse("/payouts/onboarding/return", status_code=303)
 
 

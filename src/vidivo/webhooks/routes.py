@@ -3,9 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.errors import NotFound
 from vidivo.core.schemas import error_responses
-from vidivo.deps import Context, DbSession
+from vidivo.payments.deps import Payments
 from vidivo.webhooks import service
 
 router = APIRouter(tags=["webhooks"])
@@ -21,10 +22,17 @@ class WebhookAck(BaseModel):
     responses=error_responses(400, 404, 502),
     summary="Stripe events, verified with the Stripe-Signature header",
 )
-async def stripe_webhook(request: Request, db: DbSession, context: Context) -> WebhookAck:
-    if not context.settings.stripe_webhook_secret:
+async def stripe_webhook(
+    request: Request,
+    db: DbSession,
+    provider: Payments,
+    clock: AppClock,
+    settings: AppSettings,
+) -> WebhookAck:
+    secret = settings.stripe_webhook_secret
+    if not secret:
         raise NotFound("Stripe webhooks are not configured here.")
     payload = await request.body()  # the raw bytes: the signature covers them exactly
-    event = service.verify(context, payload, request.headers.get("stripe-signature"))
-    processed = await service.receive(db, context, event)
+    event = service.verify(clock, secret, payload, request.headers.get("stripe-signature"))
+    processed = await service.receive(db, provider, clock, event)
     return WebhookAck(received=True, duplicate=not processed)

@@ -11,15 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.calls import service as sessions
+from vidivo.core.clock import Clock
 from vidivo.core.errors import ApiError
-from vidivo.deps import AppContext
+from vidivo.payments.provider import PaymentProvider
 from vidivo.payouts import service as payouts
 from vidivo.webhooks.models import WebhookEvent
 
 # Stripe's own default: a signed event older than this is a replay.
 SIGNATURE_TOLERANCE_SECONDS = 300
 
-EventHandler = Callable[[AsyncSession, AppContext, dict[str, Any]], Awaitable[None]]
+EventHandler = Callable[[AsyncSession, PaymentProvider, Clock, dict[str, Any]], Awaitable[None]]
 
 
 class InvalidSignature(ApiError):
@@ -27,15 +28,16 @@ class InvalidSignature(ApiError):
     message = "The Stripe-Signature header does not match this payload."
 
 
-def verify(context: AppContext, payload: bytes, signature_header: str | None) -> dict[str, Any]:
-    """The event, if `payload` was signed with our secret within the tolerance."""
-    secret = context.settings.stripe_webhook_secret
+def verify(
+    clock: Clock, secret: str, payload: bytes, signature_header: str | None
+) -> dict[str, Any]:
+    """The event, if `payload` was signed with `secret` within the tolerance."""
     try:
         stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=None)
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature() from exc
     signed_at = _signed_timestamp(signature_header or "")
-    age = context.clock.now().timestamp() - signed_at
+    age = clock.now().timestamp() - signed_at
     if abs(age) > SIGNATURE_TOLERANCE_SECONDS:
         raise InvalidSignature("The signature is too old (or from the future): a replay.")
     try:
@@ -55,11 +57,13 @@ def _signed_timestamp(header: str) -> int:
     raise InvalidSignature()
 
 
-async def _account_updated(db: AsyncSession, context: AppContext, obj: dict[str, Any]) -> None:
+async def _account_updated(
+    db: AsyncSession, provider: PaymentProvider, clock: Clock, obj: dict[str, Any]
+) -> None:
     # Re-fetched rather than trusted: events can arrive in any order.
     account_id = obj.get("id")
     if isinstance(account_id, str) and await payouts.has_account(db, account_id):
-        await payouts.refresh_by_account_id(db, context.payments, context.clock, account_id)
+        await payouts.refresh_by_account_id(db, provider, clock, account_id)
 
 
 def _payment_intent_id(obj: dict[str, Any]) -> str | None:
@@ -69,17 +73,21 @@ def _payment_intent_id(obj: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _payment_changed(db: AsyncSession, context: AppContext, obj: dict[str, Any]) -> None:
+async def _payment_changed(
+    db: AsyncSession, _: PaymentProvider, clock: Clock, obj: dict[str, Any]
+) -> None:
     # The engine re-reads the hold from the provider rather than trusting event order.
     hold_id = _payment_intent_id(obj)
     if hold_id is not None:
-        await sessions.recheck_payment(db, context, hold_id)
+        await sessions.recheck_payment(db, clock, hold_id)
 
 
-async def _dispute_created(db: AsyncSession, context: AppContext, obj: dict[str, Any]) -> None:
+async def _dispute_created(
+    db: AsyncSession, _: PaymentProvider, clock: Clock, obj: dict[str, Any]
+) -> None:
     hold_id = _payment_intent_id(obj)
     if hold_id is not None:
-        await sessions.flag_dispute(db, context, hold_id, str(obj.get("reason", "unknown")))
+        await sessions.flag_dispute(db, clock, hold_id, str(obj.get("reason", "unknown")))
 
 
 HANDLERS: dict[str, EventHandler] = {
@@ -93,9 +101,11 @@ HANDLERS: dict[str, EventHandler] = {
 }
 
 
-async def receive(db: AsyncSession, context: AppContext, event: dict[str, Any]) -> bool:
+async def receive(
+    db: AsyncSession, provider: PaymentProvider, clock: Clock, event: dict[str, Any]
+) -> bool:
     """Store and process `event`; False when it had been processed before."""
-    now = context.clock.now()
+    now = clock.now()
     stored = await db.get(WebhookEvent, event["id"])
     if stored is None:
         stored = WebhookEvent(
@@ -115,6 +125,6 @@ async def receive(db: AsyncSession, context: AppContext, event: dict[str, Any]) 
     handler = HANDLERS.get(stored.type)
     obj = (event.get("data") or {}).get("object") or {}
     if handler is not None and isinstance(obj, dict):
-        await handler(db, context, obj)
+        await handler(db, provider, clock, obj)
     stored.processed_at = now
     return True
