@@ -1,15 +1,31 @@
-"""A call keeps the terms it started with: a setting changed later (and the process
+"""A call keeps the terms it started with: a setting changed later (and the processes
 restarted with it) affects only calls started after the change."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
+from tests.conftest import Hosts
+from tests.sessions.conftest import Calls
 from tests.sessions.test_signaling import next_of
 from vidivo.app import create_app
 from vidivo.calls.ledger import audit
+
+
+@contextlib.asynccontextmanager
+async def restarted(settings, clock, **changes: Any) -> AsyncIterator[Calls]:
+    """The same database served by a new process whose settings were changed."""
+    app = create_app(settings.model_copy(update=changes), clock=clock)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Calls(client, Hosts(client, app.state.context), app)
+    await app.state.context.engine.dispose()
 
 
 async def test_a_fee_raised_after_a_restart_does_not_touch_a_running_call(
@@ -19,20 +35,14 @@ async def test_a_fee_raised_after_a_restart_does_not_touch_a_running_call(
         await calls.advance(420)  # 7 minutes: window 1 captured at 10 %, window 2 held
 
     # The operator restarts with a 20 % fee; the call is ended and settled by the new process.
-    raised = settings.model_copy(update={"platform_fee_percent": Decimal(20)})
-    restarted = create_app(raised, clock=clock)
-    transport = httpx.ASGITransport(app=restarted)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        ended = await client.post(f"/v1/sessions/{call.session_id}/end", headers=call.guest_headers)
+    async with restarted(settings, clock, platform_fee_percent=Decimal(20)) as after:
+        ended = await after.client.post(
+            f"/v1/sessions/{call.session_id}/end", headers=call.guest_headers
+        )
         assert ended.status_code == 200, ended.text
-        await restarted.state.context.worker.run_due()
-        charges = (
-            await client.get(f"/v1/sessions/{call.session_id}/charges", headers=call.host.headers)
-        ).json()
-        session = (
-            await client.get(f"/v1/sessions/{call.session_id}", headers=call.guest_headers)
-        ).json()["session"]
-    await restarted.state.context.engine.dispose()
+        await after.app.state.context.worker.run_due()
+        charges = await after.charges(call)
+        session = await after.session(call)
     assert session["state"] == "ended"
     assert charges["totals"]["captured"] == "17.50"  # 7 minutes at 2.50
     assert charges["totals"]["platform_fee"] == "1.75"  # 10 %, the fee it started under
@@ -41,22 +51,21 @@ async def test_a_fee_raised_after_a_restart_does_not_touch_a_running_call(
         assert await audit(db) == []
 
 
-async def test_a_call_started_after_the_change_runs_under_the_new_terms(calls, context, settings):
-    context.settings = settings.model_copy(
-        update={"platform_fee_percent": Decimal("12.5"), "reconnect_grace_seconds": 90}
-    )
-    async with calls.live() as (call, _host_ws, _guest_ws):
-        await calls.advance(60)
-        assert (await calls.end(call, "guest")).status_code == 200
-    session = await calls.session(call)
+async def test_a_call_started_after_the_change_runs_under_the_new_terms(settings, clock):
+    changes = {"platform_fee_percent": Decimal("12.5"), "reconnect_grace_seconds": 90}
+    async with restarted(settings, clock, **changes) as after:
+        async with after.live() as (call, _host_ws, _guest_ws):
+            await after.advance(60)
+            assert (await after.end(call, "guest")).status_code == 200
+        session = await after.session(call)
+        charges = await after.charges(call)
     assert session["terms"]["platform_fee_percent"] == "12.50"
     assert session["terms"]["reconnect_grace_seconds"] == 90
-    charges = await calls.charges(call)
     assert (charges["totals"]["captured"], charges["totals"]["platform_fee"]) == ("2.50", "0.31")
 
 
 async def test_a_running_call_keeps_its_reconnect_grace_after_the_setting_changes(
-    calls, context, settings
+    calls, settings, clock
 ):
     host = await calls.hosts.create()
     call = await calls.started(host=host)
@@ -66,8 +75,9 @@ async def test_a_running_call_keeps_its_reconnect_grace_after_the_setting_change
             await next_of(host_ws, "went_live")
             await calls.advance(30)
         await next_of(host_ws, "paused")
-        # The setting changes under the call: its own 60 s grace still ends it.
-        context.settings = settings.model_copy(update={"reconnect_grace_seconds": 600})
-        await calls.advance(61)
-        session = await calls.session(call)
+        # A process restarted with a 10-minute grace settles the call: its own 60 s apply.
+        async with restarted(settings, clock, reconnect_grace_seconds=600) as after:
+            clock.set(clock.now() + timedelta(seconds=61))
+            await after.app.state.context.worker.run_due()
+            session = await after.session(call)
     assert (session["state"], session["end_reason"]) == ("ended", "reconnect_timeout")

@@ -104,38 +104,3 @@ async def test_the_session_and_receipt_state_the_meter_rule_and_the_terms(calls,
     assert "connection dropped" in receipt["terms"]["metering"]
     session = (await calls.session(call))["terms"]
     assert session == receipt["terms"]
-
-
-TURN = {
-    "turn_urls": "turn:127.0.0.1:3478?transport=udp",
-    "turn_secret": "s3cret",
-    "turn_credential_ttl_seconds": 6 * 3600,
-}
-
-
-async def relay_expiry(calls, call) -> int:
-    response = await calls.client.get(
-        f"/v1/sessions/{call.session_id}/ice-servers", headers=call.guest_headers
-    )
-    assert response.status_code == 200, response.text
-    return int(response.json()["ice_servers"][0]["username"].split(":")[0])
-
-
-async def test_relay_credentials_end_with_the_paid_time_and_are_renewed_with_it(
-    calls, context, settings
-):
-    context.settings = settings.model_copy(update=TURN)
-    async with calls.live() as (call, _host_ws, _guest_ws):
-        now = int(context.clock.now().timestamp())
-        # 5 minutes held, 60 s grace: not the 6 hours configured.
-        assert await relay_expiry(calls, call) == now + 300 + 60
-        await calls.advance(240)  # the next window is held 75 s before the first ends
-        assert (await calls.charges(call))["windows"][1]["state"] == "held"
-        renewed = await relay_expiry(calls, call)
-        assert renewed == int(context.clock.now().timestamp()) + 600 - 240 + 60
-        assert (await calls.end(call, "guest")).status_code == 200
-    after = await calls.client.get(
-        f"/v1/sessions/{call.session_id}/ice-servers", headers=call.guest_headers
-    )
-    assert after.status_code == 409
-    assert after.json()["error"]["code"] == "invalid_state"

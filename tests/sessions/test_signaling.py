@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 
 import httpx
 import pytest
 from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
-
-from tests.conftest import bearer
 
 
 async def close_code(app, url: str, *messages: str) -> int | None:
@@ -146,49 +141,6 @@ async def test_the_host_feed_rings_for_a_new_call(calls, hosts, app):
     # A guest token is not a host's: no feed.
     guest_token = started.json()["guest_token"]
     assert await close_code(app, f"/v1/host/events?token={guest_token}") == 4403
-
-
-async def test_ice_servers_give_turn_credentials_coturn_accepts(calls, settings, context):
-    context.settings = settings.model_copy(
-        update={
-            "stun_urls": "stun:127.0.0.1:3478",
-            "turn_urls": "turn:127.0.0.1:3478?transport=udp, turn:127.0.0.1:3478?transport=tcp",
-            "turn_secret": "s3cret",
-            "turn_credential_ttl_seconds": 3600,
-        }
-    )
-    call = await calls.started()
-    response = await calls.client.get(
-        f"/v1/sessions/{call.session_id}/ice-servers", headers=call.guest_headers
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    stun, turn = body["ice_servers"]
-    assert stun == {"urls": ["stun:127.0.0.1:3478"], "username": None, "credential": None}
-    assert turn["urls"] == [
-        "turn:127.0.0.1:3478?transport=udp",
-        "turn:127.0.0.1:3478?transport=tcp",
-    ]
-    expiry, name = turn["username"].split(":")
-    assert name == call.session_id
-    # Not the hour configured: a waiting call's relay lives until the host's last chance to
-    # join (10 min) plus the held window (5 min) plus the reconnect grace (60 s).
-    assert int(expiry) - int(context.clock.now().timestamp()) == 600 + 300 + 60
-    expected = base64.b64encode(
-        hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()
-    ).decode()
-    assert turn["credential"] == expected
-    assert body["ice_transport_policy"] == "all"
-    # The host of the call gets servers too; someone else's host does not.
-    host_view = await calls.client.get(
-        f"/v1/sessions/{call.session_id}/ice-servers", headers=call.host.headers
-    )
-    assert host_view.status_code == 200
-    other = await calls.started()
-    refused = await calls.client.get(
-        f"/v1/sessions/{call.session_id}/ice-servers", headers=bearer(other.guest_token)
-    )
-    assert refused.status_code == 404
 
 
 async def test_without_turn_there_are_only_host_candidates(calls):

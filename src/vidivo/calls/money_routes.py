@@ -21,7 +21,8 @@ from vidivo.calls.money_schemas import (
 from vidivo.core.errors import ValidationFailed
 from vidivo.core.money import format_cents, parse_amount_to_cents
 from vidivo.core.schemas import error_responses, parse_timestamp
-from vidivo.deps import Context, DbSession
+from vidivo.core.deps import AppClock, DbSession, SessionFactory
+from vidivo.payments.deps import Payments
 from vidivo.idempotency.service import validate_key
 
 router = APIRouter(tags=["billing"])
@@ -70,7 +71,9 @@ async def refund(
     body: RefundRequest,
     principal: CurrentHost,
     db: DbSession,
-    context: Context,
+    factory: SessionFactory,
+    payments: Payments,
+    clock: AppClock,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> RefundResponse:
@@ -87,9 +90,9 @@ async def refund(
     # so that many refunds at once cannot hold every pooled connection while waiting for one.
     await db.commit()
     stored = await refunds.refund_session(
-        context.session_factory,
-        context.payments,
-        context.clock,
+        factory,
+        payments,
+        clock,
         session.id,
         amount_cents=parse_amount_to_cents(body.amount) if body.amount else None,
         reason=body.reason,

@@ -19,14 +19,15 @@ from vidivo.calls.schemas import (
 from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
-from vidivo.deps import Context, DbSession
+from vidivo.calls.deps import Billing, Calls
+from vidivo.core.deps import AppClock, Cursors, DbSession
 
 router = APIRouter(tags=["sessions"])
 
 
-async def _respond(context: Context, db: DbSession, session: CallSession) -> SessionResponse:
+async def _respond(clock: AppClock, db: DbSession, session: CallSession) -> SessionResponse:
     billing_windows = await repository.windows_of(db, session.id)
-    return SessionResponse(session=views.session_out(session, billing_windows, context.clock.now()))
+    return SessionResponse(session=views.session_out(session, billing_windows, clock.now()))
 
 
 # Every call operation takes the session the start answered with.
@@ -54,11 +55,11 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
     summary="Start a call: hold the first window on the guest's card",
 )
 async def start_session(
-    short_code: str, body: SessionStart, context: Context, db: DbSession
+    short_code: str, body: SessionStart, calls: Calls, clock: AppClock, db: DbSession
 ) -> SessionStarted:
-    started = await service.start(context, context.billing, short_code, body)
+    started = await calls.start(short_code, body)
     billing_windows = await repository.windows_of(db, started.session.id)
-    now = context.clock.now()
+    now = clock.now()
     return SessionStarted(
         session=views.session_out(started.session, billing_windows, now),
         guest_token=started.guest_token,
@@ -69,17 +70,18 @@ async def start_session(
 async def list_sessions(
     principal: CurrentHost,
     db: DbSession,
-    context: Context,
+    clock: AppClock,
+    cursors: Cursors,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     state: Annotated[SessionState | None, Query()] = None,
     link_id: Annotated[str | None, Query(max_length=26)] = None,
 ) -> SessionList:
     rows, next_cursor, has_more = await service.list_for_host(
-        db, context, principal, limit=limit, cursor=cursor, state=state, link_id=link_id
+        db, cursors, principal, limit=limit, cursor=cursor, state=state, link_id=link_id
     )
     billing_windows = await repository.windows_by_session(db, (s.id for s in rows))
-    now = context.clock.now()
+    now = clock.now()
     return SessionList(
         sessions=[views.session_out(s, billing_windows[s.id], now) for s in rows],
         pagination=Pagination(cursor=next_cursor, has_more=has_more, limit=limit),
@@ -92,9 +94,9 @@ async def list_sessions(
     summary="One call session (its host or its guest)",
 )
 async def get_session(
-    session_id: str, caller: Caller, db: DbSession, context: Context
+    session_id: str, caller: Caller, db: DbSession, clock: AppClock
 ) -> SessionResponse:
-    return await _respond(context, db, await service.get_for(db, session_id, caller))
+    return await _respond(clock, db, await service.get_for(db, session_id, caller))
 
 
 @router.post(
@@ -103,11 +105,16 @@ async def get_session(
     summary="The host takes the call",
 )
 async def accept(
-    session_id: str, principal: CurrentHost, db: DbSession, context: Context
+    session_id: str,
+    principal: CurrentHost,
+    db: DbSession,
+    calls: Calls,
+    billing: Billing,
+    clock: AppClock,
 ) -> SessionResponse:
-    session = await service.accept(context, session_id, principal)
-    await context.billing.advance(session_id)
-    return await _respond(context, db, await service.get_for(db, session.id, principal))
+    session = await calls.accept(session_id, principal)
+    await billing.advance(session_id)
+    return await _respond(clock, db, await service.get_for(db, session.id, principal))
 
 
 @router.post(
@@ -116,11 +123,16 @@ async def accept(
     summary="The host turns the call down: the hold is released, nothing is charged",
 )
 async def decline(
-    session_id: str, principal: CurrentHost, db: DbSession, context: Context
+    session_id: str,
+    principal: CurrentHost,
+    db: DbSession,
+    calls: Calls,
+    billing: Billing,
+    clock: AppClock,
 ) -> SessionResponse:
-    await service.decline(context, session_id, principal)
-    await context.billing.advance(session_id)
-    return await _respond(context, db, await service.get_for(db, session_id, principal))
+    await calls.decline(session_id, principal)
+    await billing.advance(session_id)
+    return await _respond(clock, db, await service.get_for(db, session_id, principal))
 
 
 @router.post(
@@ -128,10 +140,12 @@ async def decline(
     responses=error_responses(401, 404, 409),
     summary="End the call (host or guest): used minutes are captured, the rest released",
 )
-async def end(session_id: str, caller: Caller, db: DbSession, context: Context) -> SessionResponse:
-    await service.end(context, session_id, caller)
-    await context.billing.advance(session_id)
-    return await _respond(context, db, await service.get_for(db, session_id, caller))
+async def end(
+    session_id: str, caller: Caller, db: DbSession, calls: Calls, billing: Billing, clock: AppClock
+) -> SessionResponse:
+    await calls.end(session_id, caller)
+    await billing.advance(session_id)
+    return await _respond(clock, db, await service.get_for(db, session_id, caller))
 
 
 @router.post(
@@ -140,14 +154,17 @@ async def end(session_id: str, caller: Caller, db: DbSession, context: Context) 
     summary="The guest replaces a declined card; the renewal is tried again on it",
 )
 async def replace_payment_method(
-    session_id: str, body: PaymentMethodUpdate, caller: Caller, db: DbSession, context: Context
+    session_id: str,
+    body: PaymentMethodUpdate,
+    caller: Caller,
+    db: DbSession,
+    calls: Calls,
+    clock: AppClock,
 ) -> SessionResponse:
     if not isinstance(caller, GuestPrincipal):
         raise Forbidden("Only the guest can change the card.")
-    await service.replace_payment_method(
-        context, context.billing, session_id, caller, body.payment_method_id
-    )
-    return await _respond(context, db, await service.get_for(db, session_id, caller))
+    await calls.replace_payment_method(session_id, caller, body.payment_method_id)
+    return await _respond(clock, db, await service.get_for(db, session_id, caller))
 
 
 @router.get(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth.models import User
-from vidivo.auth.service import GuestPrincipal, Principal, issue_guest_token
+from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.calls import repository, windows
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.events import CardUpdated
@@ -21,16 +22,18 @@ from vidivo.calls.timeline import begin_ending, coverage_minutes, paid_until, re
 from vidivo.core.clock import Clock
 from vidivo.core.config import Settings
 from vidivo.core.errors import ApiError, Conflict, NotFound, ValidationFailed
+from vidivo.core.hub import Hub
 from vidivo.core.money import parse_amount_to_cents
-from vidivo.core.pagination import keyset_page
-from vidivo.deps import AppContext
+from vidivo.core.pagination import CursorSigner, keyset_page
 from vidivo.links import service as links
+from vidivo.links.public_cache import PublicLinkCache
 from vidivo.mail.service import queue_email
 from vidivo.payments.provider import (
     AuthenticationRequired,
     CardDeclined,
     InvalidPaymentRequest,
     PaymentError,
+    PaymentProvider,
 )
 from vidivo.payouts import service as payouts
 
@@ -88,99 +91,251 @@ async def get_for(
     return session
 
 
-async def start(
-    context: AppContext, engine: BillingEngine, short_code: str, body: SessionStart
-) -> StartedSession:
-    """Hold the first window, and only then take a use of the link."""
-    clock, provider = context.clock, context.payments
-    async with context.session_factory() as db:
-        link, host = await links.get_usable_for_view(db, clock, short_code)
-        links.ensure_in_schedule(link, clock.now())
-        link_code, limited_uses = link.short_code, link.max_uses is not None
-        account = await payouts.get_account(db, host.id)
-        if account is None or not account.charges_enabled:
-            raise HostUnavailable()
-        terms = _terms_at_start(context.settings, link.rate_cents, link.window_size_minutes, body)
-        now = clock.now()
-        session = CallSession(
-            link_id=link.id,
-            host_id=host.id,
-            state=SessionState.PENDING_PAYMENT,
-            guest_name=body.guest_name,
-            guest_email=str(body.guest_email).lower(),
-            payment_method_id=body.payment_method_id,
-            destination_account_id=account.account_id,
-            created_at=now,
-            next_action_at=now + engine.timings.abandoned_start,
-        )
-        terms.store_on(session)
-        db.add(session)
-        await db.flush()
-        db.add(windows.first_window(session.id, terms, now))
-        await db.commit()
-        session_id, link_id = session.id, link.id
+class CallService:
+    """A call's life: start, the host's answer, the parties' presence, a new card, the end.
+    Built once by the composition root with what it uses."""
 
-    try:
-        customer_id = await provider.create_customer(
-            email=str(body.guest_email),
-            name=body.guest_name,
-            idempotency_key=f"session:{session_id}:customer",
-        )
-        await provider.attach_payment_method(
-            customer_id=customer_id,
-            payment_method_id=body.payment_method_id,
-            idempotency_key=f"session:{session_id}:attach:{body.payment_method_id}",
-        )
-    except PaymentError as error:
-        await _fail_start(context, session_id, "card_refused")
-        raise _start_error(error) from error
-    async with context.session_factory() as db:
-        session = await load_session(db, session_id)
-        session.customer_id = customer_id
-        await db.commit()
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        provider: PaymentProvider,
+        engine: BillingEngine,
+        hub: Hub,
+        public_links: PublicLinkCache,
+        settings: Settings,
+        guest_token: Callable[[str], str],
+    ) -> None:
+        self._factory = factory
+        self._clock = clock
+        self._provider = provider
+        self._engine = engine
+        self._hub = hub
+        self._public_links = public_links
+        self._settings = settings
+        # Issues the guest's token for a call (auth's, handed in: auth sits below calls).
+        self._guest_token = guest_token
 
-    await engine.advance(session_id)
-    async with context.session_factory() as db:
-        session = await load_session(db, session_id)
-        host = await db.get_one(User, session.host_id, populate_existing=True)
-        if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
-            begin_ending(session, clock.now(), "host_suspended")
-        if session.state != SessionState.PENDING_PAYMENT:
-            # The host was suspended while the first hold was placed: the engine releases
-            # what it held, and the link keeps its use.
-            await db.commit()
-            await engine.advance(session_id)
-            raise HostUnavailable()
-        first = (await windows_of(db, session_id))[0]
-        if first.state == WindowState.DECLINED:
-            await _fail_start(context, session_id, "card_declined")
-            raise PaymentFailed(
-                _decline_message(first.decline_code),
-                details=[{"field": "payment_method_id", "message": first.decline_code or ""}],
+    async def start(self, short_code: str, body: SessionStart) -> StartedSession:
+        """Hold the first window, and only then take a use of the link."""
+        clock, provider = self._clock, self._provider
+        async with self._factory() as db:
+            link, host = await links.get_usable_for_view(db, clock, short_code)
+            links.ensure_in_schedule(link, clock.now())
+            link_code, limited_uses = link.short_code, link.max_uses is not None
+            account = await payouts.get_account(db, host.id)
+            if account is None or not account.charges_enabled:
+                raise HostUnavailable()
+            terms = _terms_at_start(self._settings, link.rate_cents, link.window_size_minutes, body)
+            now = clock.now()
+            session = CallSession(
+                link_id=link.id,
+                host_id=host.id,
+                state=SessionState.PENDING_PAYMENT,
+                guest_name=body.guest_name,
+                guest_email=str(body.guest_email).lower(),
+                payment_method_id=body.payment_method_id,
+                destination_account_id=account.account_id,
+                created_at=now,
+                next_action_at=now + self._engine.timings.abandoned_start,
             )
-        if first.state != WindowState.HELD:
-            begin_ending(session, clock.now(), "provider_unavailable")
+            terms.store_on(session)
+            db.add(session)
+            await db.flush()
+            db.add(windows.first_window(session.id, terms, now))
             await db.commit()
-            await engine.advance(session_id)
-            raise payouts.PaymentProviderUnavailable()
-        now = clock.now()
-        if not await links.consume_use(db, link_id, now):
-            begin_ending(session, now, "link_exhausted")
+            session_id, link_id = session.id, link.id
+
+        try:
+            customer_id = await provider.create_customer(
+                email=str(body.guest_email),
+                name=body.guest_name,
+                idempotency_key=f"session:{session_id}:customer",
+            )
+            await provider.attach_payment_method(
+                customer_id=customer_id,
+                payment_method_id=body.payment_method_id,
+                idempotency_key=f"session:{session_id}:attach:{body.payment_method_id}",
+            )
+        except PaymentError as error:
+            await self._fail_start(session_id, "card_refused")
+            raise _start_error(error) from error
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            session.customer_id = customer_id
             await db.commit()
-            await context.public_links.changed(context.hub, code=link_code)
-            await engine.advance(session_id)  # releases the hold the loser had placed
-            raise links.LinkExhausted()
-        session.state = SessionState.WAITING_FOR_HOST
-        session.use_consumed = True
-        session.waiting_deadline = now + engine.timings.host_join_timeout
-        session.next_action_at = session.waiting_deadline
-        await db.commit()
-    if limited_uses:  # this use may have been the last: the public view changes
-        await context.public_links.changed(context.hub, code=link_code)
-    await context.hub.publish(
-        f"host:{session.host_id}", {"type": "incoming_call", "session_id": session_id}
-    )
-    return StartedSession(session, issue_guest_token(context, session_id))
+
+        await self._engine.advance(session_id)
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            host = await db.get_one(User, session.host_id, populate_existing=True)
+            if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
+                begin_ending(session, clock.now(), "host_suspended")
+            if session.state != SessionState.PENDING_PAYMENT:
+                # The host was suspended while the first hold was placed: the engine releases
+                # what it held, and the link keeps its use.
+                await db.commit()
+                await self._engine.advance(session_id)
+                raise HostUnavailable()
+            first = (await windows_of(db, session_id))[0]
+            if first.state == WindowState.DECLINED:
+                await self._fail_start(session_id, "card_declined")
+                raise PaymentFailed(
+                    _decline_message(first.decline_code),
+                    details=[{"field": "payment_method_id", "message": first.decline_code or ""}],
+                )
+            if first.state != WindowState.HELD:
+                begin_ending(session, clock.now(), "provider_unavailable")
+                await db.commit()
+                await self._engine.advance(session_id)
+                raise payouts.PaymentProviderUnavailable()
+            now = clock.now()
+            if not await links.consume_use(db, link_id, now):
+                begin_ending(session, now, "link_exhausted")
+                await db.commit()
+                await self._public_links.changed(self._hub, code=link_code)
+                await self._engine.advance(session_id)  # releases the hold the loser had placed
+                raise links.LinkExhausted()
+            session.state = SessionState.WAITING_FOR_HOST
+            session.use_consumed = True
+            session.waiting_deadline = now + self._engine.timings.host_join_timeout
+            session.next_action_at = session.waiting_deadline
+            await db.commit()
+        if limited_uses:  # this use may have been the last: the public view changes
+            await self._public_links.changed(self._hub, code=link_code)
+        await self._hub.publish(
+            f"host:{session.host_id}", {"type": "incoming_call", "session_id": session_id}
+        )
+        return StartedSession(session, self._guest_token(session_id))
+
+    async def _fail_start(self, session_id: str, reason: str) -> None:
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            for window in await windows_of(db, session_id):
+                windows.abandon_hold_request(window)
+            session.state = SessionState.DECLINED
+            session.end_reason = reason
+            session.ended_at = self._clock.now()
+            session.next_action_at = None
+            await db.commit()
+
+    async def _with_retry(self, session_id: str, change: object) -> CallSession:
+        """Apply `change(db, session, now)` in its own transaction, retried if the worker raced."""
+        for _ in range(5):
+            async with self._factory() as db:
+                session = await load_session(db, session_id)
+                await change(db, session, self._clock.now())  # type: ignore[operator]
+                try:
+                    await db.commit()
+                except StaleDataError:
+                    continue
+                return session
+        raise Conflict("The call changed too often to apply this; try again.")
+
+    async def accept(self, session_id: str, principal: Principal) -> CallSession:
+        async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            ensure_host_of(session, principal)
+            if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
+                raise InvalidSessionState("Only a call waiting for its host can be accepted.")
+            session.host_accepted_at = now
+            await _follow_presence(db, session, now)
+
+        return await self._with_retry(session_id, change)
+
+    async def decline(self, session_id: str, principal: Principal) -> CallSession:
+        async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            ensure_host_of(session, principal)
+            if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
+                raise InvalidSessionState("Only a call waiting for its host can be declined.")
+            begin_ending(session, now, "host_declined")
+
+        return await self._with_retry(session_id, change)
+
+    async def end(self, session_id: str, caller: Principal | GuestPrincipal) -> CallSession:
+        async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            ensure_party(session, caller)
+            if session.state in FINAL_STATES or session.state == SessionState.ENDING:
+                raise InvalidSessionState("This call has already ended.")
+            if session.state == SessionState.PENDING_PAYMENT:
+                raise InvalidSessionState("This call is still starting.")
+            who = "guest" if isinstance(caller, GuestPrincipal) else "host"
+            session.end_requested_by = who
+            begin_ending(session, now, f"ended_by_{who}")
+
+        return await self._with_retry(session_id, change)
+
+    async def connected(self, session_id: str, role: str) -> tuple[str, CallSession]:
+        """Count a peer's socket in; the state before and the session after."""
+        before = ""
+
+        async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            nonlocal before
+            before = session.state
+            if role == "host":
+                session.host_connections += 1
+            else:
+                session.guest_connections += 1
+            await _follow_presence(db, session, now)
+
+        session = await self._with_retry(session_id, change)
+        return before, session
+
+    async def disconnected(self, session_id: str, role: str) -> tuple[str, CallSession]:
+        """Count a peer's socket out; the state before and the session after."""
+        before = ""
+
+        async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            nonlocal before
+            before = session.state
+            if role == "host":
+                session.host_connections = max(0, session.host_connections - 1)
+            else:
+                session.guest_connections = max(0, session.guest_connections - 1)
+            await _follow_presence(db, session, now)
+
+        session = await self._with_retry(session_id, change)
+        return before, session
+
+    async def replace_payment_method(
+        self,
+        session_id: str,
+        caller: GuestPrincipal,
+        payment_method_id: str,
+    ) -> CallSession:
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            ensure_may_view(session, caller)
+            if session.state not in (
+                SessionState.LIVE,
+                SessionState.PAUSED,
+                SessionState.WAITING_FOR_HOST,
+            ):
+                raise InvalidSessionState("The card can only be changed during a call.")
+            customer_id = session.customer_id
+        assert customer_id is not None
+        try:
+            await self._provider.attach_payment_method(
+                customer_id=customer_id,
+                payment_method_id=payment_method_id,
+                idempotency_key=f"session:{session_id}:attach:{payment_method_id}",
+            )
+        except PaymentError as error:
+            raise _start_error(error) from error
+
+        async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            session.payment_method_id = payment_method_id
+            billing_windows = await windows_of(db, session_id)
+            last = billing_windows[-1]
+            if last.state == WindowState.DECLINED:
+                # Try the declined renewal again, on the new card, under a new key.
+                covered = coverage_minutes(session, billing_windows)
+                windows.retry_on_new_card(last, CallTerms.of(session), covered, now)
+            session.next_action_at = now
+
+        session = await self._with_retry(session_id, change)
+        await self._hub.publish(session_id, CardUpdated().message())
+        await self._engine.advance(session_id)
+        return session
 
 
 def _terms_at_start(
@@ -217,72 +372,9 @@ def _start_error(error: PaymentError) -> ApiError:
     return payouts.PaymentProviderUnavailable()
 
 
-async def _fail_start(context: AppContext, session_id: str, reason: str) -> None:
-    async with context.session_factory() as db:
-        session = await load_session(db, session_id)
-        for window in await windows_of(db, session_id):
-            windows.abandon_hold_request(window)
-        session.state = SessionState.DECLINED
-        session.end_reason = reason
-        session.ended_at = context.clock.now()
-        session.next_action_at = None
-        await db.commit()
-
-
-async def _with_retry(context: AppContext, session_id: str, change: object) -> CallSession:
-    """Apply `change(db, session, now)` in its own transaction, retried if the worker raced."""
-    for _ in range(5):
-        async with context.session_factory() as db:
-            session = await load_session(db, session_id)
-            await change(db, session, context.clock.now())  # type: ignore[operator]
-            try:
-                await db.commit()
-            except StaleDataError:
-                continue
-            return session
-    raise Conflict("The call changed too often to apply this; try again.")
-
-
 def ensure_host_of(session: CallSession, principal: Principal) -> None:
     if principal.user.id != session.host_id:
         raise NotFound("No call session with this id.")
-
-
-async def accept(context: AppContext, session_id: str, principal: Principal) -> CallSession:
-    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        ensure_host_of(session, principal)
-        if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
-            raise InvalidSessionState("Only a call waiting for its host can be accepted.")
-        session.host_accepted_at = now
-        await _follow_presence(db, session, now)
-
-    return await _with_retry(context, session_id, change)
-
-
-async def decline(context: AppContext, session_id: str, principal: Principal) -> CallSession:
-    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        ensure_host_of(session, principal)
-        if session.state != SessionState.WAITING_FOR_HOST or session.host_accepted_at:
-            raise InvalidSessionState("Only a call waiting for its host can be declined.")
-        begin_ending(session, now, "host_declined")
-
-    return await _with_retry(context, session_id, change)
-
-
-async def end(
-    context: AppContext, session_id: str, caller: Principal | GuestPrincipal
-) -> CallSession:
-    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        ensure_party(session, caller)
-        if session.state in FINAL_STATES or session.state == SessionState.ENDING:
-            raise InvalidSessionState("This call has already ended.")
-        if session.state == SessionState.PENDING_PAYMENT:
-            raise InvalidSessionState("This call is still starting.")
-        who = "guest" if isinstance(caller, GuestPrincipal) else "host"
-        session.end_requested_by = who
-        begin_ending(session, now, f"ended_by_{who}")
-
-    return await _with_retry(context, session_id, change)
 
 
 async def _follow_presence(db: AsyncSession, session: CallSession, now: datetime) -> None:
@@ -310,83 +402,6 @@ async def _follow_presence(db: AsyncSession, session: CallSession, now: datetime
     session.next_action_at = now
 
 
-async def connected(context: AppContext, session_id: str, role: str) -> tuple[str, CallSession]:
-    """Count a peer's socket in; the state before and the session after."""
-    before = ""
-
-    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        nonlocal before
-        before = session.state
-        if role == "host":
-            session.host_connections += 1
-        else:
-            session.guest_connections += 1
-        await _follow_presence(db, session, now)
-
-    session = await _with_retry(context, session_id, change)
-    return before, session
-
-
-async def disconnected(context: AppContext, session_id: str, role: str) -> tuple[str, CallSession]:
-    """Count a peer's socket out; the state before and the session after."""
-    before = ""
-
-    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        nonlocal before
-        before = session.state
-        if role == "host":
-            session.host_connections = max(0, session.host_connections - 1)
-        else:
-            session.guest_connections = max(0, session.guest_connections - 1)
-        await _follow_presence(db, session, now)
-
-    session = await _with_retry(context, session_id, change)
-    return before, session
-
-
-async def replace_payment_method(
-    context: AppContext,
-    engine: BillingEngine,
-    session_id: str,
-    caller: GuestPrincipal,
-    payment_method_id: str,
-) -> CallSession:
-    async with context.session_factory() as db:
-        session = await load_session(db, session_id)
-        ensure_may_view(session, caller)
-        if session.state not in (
-            SessionState.LIVE,
-            SessionState.PAUSED,
-            SessionState.WAITING_FOR_HOST,
-        ):
-            raise InvalidSessionState("The card can only be changed during a call.")
-        customer_id = session.customer_id
-    assert customer_id is not None
-    try:
-        await context.payments.attach_payment_method(
-            customer_id=customer_id,
-            payment_method_id=payment_method_id,
-            idempotency_key=f"session:{session_id}:attach:{payment_method_id}",
-        )
-    except PaymentError as error:
-        raise _start_error(error) from error
-
-    async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
-        session.payment_method_id = payment_method_id
-        billing_windows = await windows_of(db, session_id)
-        last = billing_windows[-1]
-        if last.state == WindowState.DECLINED:
-            # Try the declined renewal again, on the new card, under a new key.
-            covered = coverage_minutes(session, billing_windows)
-            windows.retry_on_new_card(last, CallTerms.of(session), covered, now)
-        session.next_action_at = now
-
-    session = await _with_retry(context, session_id, change)
-    await context.hub.publish(session_id, CardUpdated().message())
-    await engine.advance(session_id)
-    return session
-
-
 async def relay_deadline(db: AsyncSession, session: CallSession, now: datetime) -> datetime:
     """How long relay (TURN) credentials issued now may live: the call's paid time plus its
     grace. Re-issued after each renewal; none once the call is over."""
@@ -398,7 +413,7 @@ async def relay_deadline(db: AsyncSession, session: CallSession, now: datetime) 
 
 async def list_for_host(
     db: AsyncSession,
-    context: AppContext,
+    cursors: CursorSigner,
     principal: Principal,
     *,
     limit: int,
@@ -410,7 +425,7 @@ async def list_for_host(
         db,
         repository.host_sessions_query(principal.user.id, state=state, link_id=link_id),
         CallSession.id,
-        context.cursors,
+        cursors,
         owner=principal.user.id,
         limit=limit,
         cursor=cursor,
