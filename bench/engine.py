@@ -107,8 +107,8 @@ async def _started_calls(folder: Path, scenario: Scenario, clock: TestClock) -> 
     setup = build_context(_settings(folder, scenario, latency_ms=0, ceiling=10_000), clock)
     async with setup.session_factory() as db:
         host = await auth_service.create_user(
-            db, setup, email="engine@example.com", password="bench password 123",
-            display_name="Engine Host", verified=True,
+            db, setup.clock, setup.settings, email="engine@example.com",
+            password="bench password 123", display_name="Engine Host", verified=True,
         )  # fmt: skip
         await db.commit()
         await payouts.connect_simulated(db, setup.payments, clock, host)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from vidivo.auth.routes import router as auth_router
-from vidivo.auth.tokens import KeyRing
+from vidivo.auth.tokens import KeyRing, TokenAuthority
 from vidivo.calls.engine import BillingEngine, EngineTimings
 from vidivo.calls.money_routes import router as billing_router
 from vidivo.calls.routes import router as sessions_router
@@ -90,6 +90,12 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         engine=db_engine,
         session_factory=factory,
         keys=keys,
+        tokens=TokenAuthority(
+            keys,
+            clock,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        ),
         mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
         limiter=limiter,
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
@@ -118,6 +124,7 @@ def provided_by(context: AppContext) -> Provided:
         AsyncEngine: context.engine,
         async_sessionmaker: context.session_factory,
         KeyRing: context.keys,
+        TokenAuthority: context.tokens,
         Mailer: context.mailer,
         RateLimiter: context.limiter,
         CursorSigner: context.cursors,

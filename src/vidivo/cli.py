@@ -79,7 +79,8 @@ async def _create_demo_host_if_empty(context: AppContext) -> str | None:
         try:
             user = await auth_service.create_user(
                 db,
-                context,
+                context.clock,
+                context.settings,
                 email=DEMO_EMAIL,
                 password=password,
                 display_name="Demo Host",
@@ -149,7 +150,8 @@ def hosts_create(
         async with context.session_factory() as db:
             user = await auth_service.create_user(
                 db,
-                context,
+                context.clock,
+                context.settings,
                 email=email,
                 password=password,
                 display_name=display_name,

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from vidivo.auth.tokens import KeyRing
+from vidivo.auth.tokens import KeyRing, TokenAuthority
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.worker import BillingWorker
 from vidivo.core.clock import Clock
@@ -34,6 +34,7 @@ class AppContext:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     keys: KeyRing
+    tokens: TokenAuthority
     mailer: Mailer
     limiter: RateLimiter
     cursors: CursorSigner

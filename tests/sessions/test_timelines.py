@@ -68,7 +68,7 @@ async def test_money_balances_over_any_timeline(
             await sessions.disconnected(context, call.session_id, "guest")
         else:
             async with context.session_factory() as db:
-                host_principal = await authenticate(db, context, host.access_token)
+                host_principal = await authenticate(db, context.tokens, host.access_token)
             caller = GuestPrincipal(call.session_id, {}) if end_by == "guest" else host_principal
             await sessions.end(context, call.session_id, caller)
     await calls.advance(3600)

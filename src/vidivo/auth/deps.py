@@ -1,4 +1,5 @@
-"""Who is calling: bearer-token dependencies for routes."""
+"""Who is calling: bearer-token dependencies for routes; the accounts domain's objects, as the
+composition root built them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from vidivo.auth import service
 from vidivo.auth.models import Role
 from vidivo.auth.service import GuestPrincipal, Principal
+from vidivo.auth.tokens import KeyRing, TokenAuthority
+from vidivo.core.deps import DbSession, provided
 from vidivo.core.errors import Forbidden, Unauthorized
-from vidivo.deps import Context, DbSession
+from vidivo.mail.service import Mailer
+
+Tokens = Annotated[TokenAuthority, provided(TokenAuthority)]
+Keys = Annotated[KeyRing, provided(KeyRing)]
+Outbox = Annotated[Mailer, provided(Mailer)]
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -28,13 +35,13 @@ def _bearer_token(request: Request) -> str | None:
 
 
 async def optional_principal(
-    request: Request, db: DbSession, context: Context, _: BearerCredentials
+    request: Request, db: DbSession, tokens: Tokens, _: BearerCredentials
 ) -> Principal | None:
     """The caller when a token is sent; a sent but invalid token is refused, never ignored."""
     token = _bearer_token(request)
     if token is None:
         return None
-    return await service.authenticate(db, context, token)
+    return await service.authenticate(db, tokens, token)
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
@@ -59,12 +66,12 @@ CurrentHost = Annotated[Principal, Depends(require_host)]
 
 
 async def optional_caller(
-    request: Request, db: DbSession, context: Context, _: BearerCredentials
+    request: Request, db: DbSession, tokens: Tokens, _: BearerCredentials
 ) -> Principal | GuestPrincipal | None:
     token = _bearer_token(request)
     if token is None:
         return None
-    return await service.authenticate_caller(db, context, token)
+    return await service.authenticate_caller(db, tokens, token)
 
 
 async def require_caller(

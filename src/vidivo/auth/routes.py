@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 
 from vidivo.auth import service
-from vidivo.auth.deps import CurrentPrincipal, client_ip
+from vidivo.auth.deps import CurrentPrincipal, Keys, Outbox, Tokens, client_ip
 from vidivo.auth.models import User
 from vidivo.auth.schemas import (
     JwksResponse,
@@ -15,9 +15,9 @@ from vidivo.auth.schemas import (
     UserResponse,
     VerifyEmailRequest,
 )
+from vidivo.core.deps import AppClock, AppSettings, DbSession, Limiter
 from vidivo.core.ratelimit import per_seconds
 from vidivo.core.schemas import error_responses
-from vidivo.deps import Context, DbSession
 
 router = APIRouter(tags=["auth"])
 
@@ -52,19 +52,23 @@ async def signup(
     body: SignupRequest,
     request: Request,
     db: DbSession,
-    context: Context,
+    clock: AppClock,
+    settings: AppSettings,
+    limiter: Limiter,
+    mailer: Outbox,
     background: BackgroundTasks,
 ) -> UserResponse:
-    s = context.settings
-    await context.limiter.hit(per_seconds(s.signups_per_hour, 3600), "signup", client_ip(request))
+    rule = per_seconds(settings.signups_per_hour, 3600)
+    await limiter.hit(rule, "signup", client_ip(request))
     user = await service.create_user(
         db,
-        context,
+        clock,
+        settings,
         email=body.email,
         password=body.password,
         display_name=body.display_name,
     )
-    background.add_task(context.mailer.deliver_pending)
+    background.add_task(mailer.deliver_pending)
     return UserResponse(user=user_out(user))
 
 
@@ -74,16 +78,25 @@ async def signup(
     summary="Log in with email and password",
 )
 async def token(
-    body: TokenRequest, request: Request, db: DbSession, context: Context
+    body: TokenRequest,
+    request: Request,
+    db: DbSession,
+    clock: AppClock,
+    limiter: Limiter,
+    tokens: Tokens,
+    settings: AppSettings,
 ) -> TokenResponse:
-    tokens = await service.login(
+    issued = await service.login(
         db,
-        context,
+        clock,
+        limiter,
+        tokens,
+        settings,
         email=body.email,
         password=body.password,
         client_ip=client_ip(request),
     )
-    return _tokens_out(tokens)
+    return _tokens_out(issued)
 
 
 @router.post(
@@ -91,8 +104,10 @@ async def token(
     responses=error_responses(401, 403),
     summary="Trade a refresh token for a new pair (the old one stops working)",
 )
-async def refresh(body: RefreshRequest, db: DbSession, context: Context) -> TokenResponse:
-    return _tokens_out(await service.refresh(db, context, body.refresh_token))
+async def refresh(
+    body: RefreshRequest, db: DbSession, clock: AppClock, tokens: Tokens, settings: AppSettings
+) -> TokenResponse:
+    return _tokens_out(await service.refresh(db, clock, tokens, settings, body.refresh_token))
 
 
 @router.post(
@@ -101,8 +116,8 @@ async def refresh(body: RefreshRequest, db: DbSession, context: Context) -> Toke
     responses=error_responses(401, 403),
     summary="End this login: its refresh and access tokens stop working",
 )
-async def logout(principal: CurrentPrincipal, db: DbSession, context: Context) -> Response:
-    await service.logout(db, context, principal)
+async def logout(principal: CurrentPrincipal, db: DbSession, clock: AppClock) -> Response:
+    await service.logout(db, clock, principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -111,8 +126,8 @@ async def logout(principal: CurrentPrincipal, db: DbSession, context: Context) -
     responses=error_responses(400),
     summary="Confirm an email address with the emailed token",
 )
-async def verify_email(body: VerifyEmailRequest, db: DbSession, context: Context) -> UserResponse:
-    user = await service.verify_email(db, context, body.token)
+async def verify_email(body: VerifyEmailRequest, db: DbSession, clock: AppClock) -> UserResponse:
+    user = await service.verify_email(db, clock, body.token)
     return UserResponse(user=user_out(user))
 
 
@@ -125,11 +140,14 @@ async def verify_email(body: VerifyEmailRequest, db: DbSession, context: Context
 async def resend_verification(
     principal: CurrentPrincipal,
     db: DbSession,
-    context: Context,
+    clock: AppClock,
+    limiter: Limiter,
+    settings: AppSettings,
+    mailer: Outbox,
     background: BackgroundTasks,
 ) -> Response:
-    await service.resend_verification(db, context, principal.user)
-    background.add_task(context.mailer.deliver_pending)
+    await service.resend_verification(db, clock, limiter, settings, principal.user)
+    background.add_task(mailer.deliver_pending)
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
@@ -139,5 +157,5 @@ async def me(principal: CurrentPrincipal) -> UserResponse:
 
 
 @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
-async def jwks(context: Context) -> JwksResponse:
-    return JwksResponse.model_validate(context.keys.jwks())
+async def jwks(keys: Keys) -> JwksResponse:
+    return JwksResponse.model_validate(keys.jwks())

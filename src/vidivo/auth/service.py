@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,13 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.auth.models import EmailVerification, LoginSession, RefreshToken, Role, User
 from vidivo.auth.passwords import hash_password, verify_password
-from vidivo.auth.tokens import (
-    InvalidToken,
-    access_token_claims,
-    hash_opaque_token,
-    new_opaque_token,
-)
+from vidivo.auth.tokens import InvalidToken, TokenAuthority, hash_opaque_token, new_opaque_token
 from vidivo.core.clock import Clock
+from vidivo.core.config import Settings
 from vidivo.core.db import utc_now_seconds
 from vidivo.core.errors import (
     ApiError,
@@ -27,8 +23,7 @@ from vidivo.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from vidivo.core.ratelimit import per_seconds
-from vidivo.deps import AppContext
+from vidivo.core.ratelimit import RateLimiter, per_seconds
 from vidivo.mail.service import queue_email
 
 
@@ -78,18 +73,13 @@ class GuestPrincipal:
 GUEST_TOKEN_TTL_SECONDS = 4 * 3600
 
 
-def issue_guest_token(context: AppContext, session_id: str) -> str:
-    s = context.settings
-    claims = access_token_claims(
+def issue_guest_token(tokens: TokenAuthority, session_id: str) -> str:
+    return tokens.sign(
         subject=f"guest:{session_id}",
         role="guest",
-        issued_at=context.clock.now(),
         ttl_seconds=GUEST_TOKEN_TTL_SECONDS,
-        issuer=s.jwt_issuer,
-        audience=s.jwt_audience,
         extra={"session_id": session_id},
     )
-    return context.keys.sign(claims)
 
 
 def normalize_email(email: str) -> str:
@@ -102,7 +92,8 @@ async def find_user_by_email(db: AsyncSession, email: str) -> User | None:
 
 async def create_user(
     db: AsyncSession,
-    context: AppContext,
+    clock: Clock,
+    settings: Settings,
     *,
     email: str,
     password: str,
@@ -110,7 +101,7 @@ async def create_user(
     role: Role = Role.HOST,
     verified: bool = False,
 ) -> User:
-    now = utc_now_seconds(context.clock.now())
+    now = utc_now_seconds(clock.now())
     user = User(
         email=normalize_email(email),
         password_hash=await hash_password(password),
@@ -125,25 +116,27 @@ async def create_user(
     except IntegrityError as exc:
         raise EmailTaken() from exc
     if not verified:
-        await send_verification_email(db, context, user)
+        await send_verification_email(db, clock, settings, user)
     return user
 
 
-async def send_verification_email(db: AsyncSession, context: AppContext, user: User) -> None:
+async def send_verification_email(
+    db: AsyncSession, clock: Clock, settings: Settings, user: User
+) -> None:
     token = new_opaque_token()
-    now = context.clock.now()
+    now = clock.now()
     db.add(
         EmailVerification(
             user_id=user.id,
             token_hash=hash_opaque_token(token),
-            expires_at=now + timedelta(seconds=context.settings.email_verification_ttl_seconds),
+            expires_at=now + timedelta(seconds=settings.email_verification_ttl_seconds),
             created_at=now,
         )
     )
-    base = context.settings.public_base_url
+    base = settings.public_base_url
     queue_email(
         db,
-        context.clock,
+        clock,
         recipient=user.email,
         subject="Verify your Vidivo email",
         body=(
@@ -158,15 +151,17 @@ async def send_verification_email(db: AsyncSession, context: AppContext, user: U
     )
 
 
-async def resend_verification(db: AsyncSession, context: AppContext, user: User) -> None:
+async def resend_verification(
+    db: AsyncSession, clock: Clock, limiter: RateLimiter, settings: Settings, user: User
+) -> None:
     if user.email_verified_at is not None:
         raise ValidationFailed("This email is already verified.")
-    await context.limiter.hit(per_seconds(3, 3600), "verify-resend", user.id)
-    await send_verification_email(db, context, user)
+    await limiter.hit(per_seconds(3, 3600), "verify-resend", user.id)
+    await send_verification_email(db, clock, settings, user)
 
 
-async def verify_email(db: AsyncSession, context: AppContext, token: str) -> User:
-    now = context.clock.now()
+async def verify_email(db: AsyncSession, clock: Clock, token: str) -> User:
+    now = clock.now()
     verification = await db.scalar(
         select(EmailVerification).where(EmailVerification.token_hash == hash_opaque_token(token))
     )
@@ -179,11 +174,12 @@ async def verify_email(db: AsyncSession, context: AppContext, token: str) -> Use
     return user
 
 
-async def _throttle_login(context: AppContext, email: str, client_ip: str) -> None:
-    s = context.settings
-    await context.limiter.hit(per_seconds(s.login_attempts_per_minute, 60), "login-ip", client_ip)
-    await context.limiter.check(
-        per_seconds(s.login_failures_per_email, s.login_failure_window_seconds),
+async def _throttle_login(
+    limiter: RateLimiter, settings: Settings, email: str, client_ip: str
+) -> None:
+    await limiter.hit(per_seconds(settings.login_attempts_per_minute, 60), "login-ip", client_ip)
+    await limiter.check(
+        per_seconds(settings.login_failures_per_email, settings.login_failure_window_seconds),
         "login-failures",
         email,
         message="Too many failed logins for this account; try again later.",
@@ -191,56 +187,67 @@ async def _throttle_login(context: AppContext, email: str, client_ip: str) -> No
 
 
 async def login(
-    db: AsyncSession, context: AppContext, *, email: str, password: str, client_ip: str
+    db: AsyncSession,
+    clock: Clock,
+    limiter: RateLimiter,
+    tokens: TokenAuthority,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    client_ip: str,
 ) -> IssuedTokens:
     email = normalize_email(email)
-    await _throttle_login(context, email, client_ip)
+    await _throttle_login(limiter, settings, email, client_ip)
     user = await find_user_by_email(db, email)
     if not await verify_password(user.password_hash if user else None, password) or user is None:
-        s = context.settings
-        await context.limiter.record(
-            per_seconds(s.login_failures_per_email, s.login_failure_window_seconds),
+        await limiter.record(
+            per_seconds(settings.login_failures_per_email, settings.login_failure_window_seconds),
             "login-failures",
             email,
         )
         raise InvalidCredentials()
     if user.suspended_at is not None:  # told only to whoever knows the password
         raise AccountSuspended()
-    now = context.clock.now()
+    now = clock.now()
     session = LoginSession(user_id=user.id, created_at=now)
     db.add(session)
     await db.flush()
-    return _issue(db, context, user, session)
+    return _issue(db, tokens, settings, now, user, session)
 
 
 def _issue(
-    db: AsyncSession, context: AppContext, user: User, session: LoginSession
+    db: AsyncSession,
+    tokens: TokenAuthority,
+    settings: Settings,
+    now: datetime,
+    user: User,
+    session: LoginSession,
 ) -> IssuedTokens:
-    s = context.settings
-    now = context.clock.now()
     refresh = new_opaque_token()
     db.add(
         RefreshToken(
             login_session_id=session.id,
             token_hash=hash_opaque_token(refresh),
-            expires_at=now + timedelta(seconds=s.refresh_token_ttl_seconds),
+            expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
             created_at=now,
         )
     )
-    claims = access_token_claims(
-        subject=user.id,
-        role=user.role,
-        issued_at=now,
-        ttl_seconds=s.access_token_ttl_seconds,
-        issuer=s.jwt_issuer,
-        audience=s.jwt_audience,
-        extra={"sid": session.id},
+    ttl = settings.access_token_ttl_seconds
+    access = tokens.sign(
+        subject=user.id, role=user.role, ttl_seconds=ttl, extra={"sid": session.id}
     )
-    return IssuedTokens(context.keys.sign(claims), s.access_token_ttl_seconds, refresh)
+    return IssuedTokens(access, ttl, refresh)
 
 
-async def refresh(db: AsyncSession, context: AppContext, refresh_token: str) -> IssuedTokens:
-    now = context.clock.now()
+async def refresh(
+    db: AsyncSession,
+    clock: Clock,
+    tokens: TokenAuthority,
+    settings: Settings,
+    refresh_token: str,
+) -> IssuedTokens:
+    now = clock.now()
     # Locked so two concurrent refreshes with one token cannot both succeed.
     token = await db.scalar(
         select(RefreshToken)
@@ -269,30 +276,27 @@ async def refresh(db: AsyncSession, context: AppContext, refresh_token: str) -> 
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized("This refresh token was already used; log in again.")
-    return _issue(db, context, user, session)
+    return _issue(db, tokens, settings, now, user, session)
 
 
-async def logout(db: AsyncSession, context: AppContext, principal: Principal) -> None:
+async def logout(db: AsyncSession, clock: Clock, principal: Principal) -> None:
     session = await db.get_one(LoginSession, principal.login_session_id)
     if session.revoked_at is None:
-        session.revoked_at, session.revoked_reason = context.clock.now(), "logout"
+        session.revoked_at, session.revoked_reason = clock.now(), "logout"
 
 
-def _verified_claims(context: AppContext, token: str) -> dict[str, Any]:
-    s = context.settings
+def _verified_claims(tokens: TokenAuthority, token: str) -> dict[str, Any]:
     try:
-        return context.keys.verify(
-            token, now=context.clock.now(), issuer=s.jwt_issuer, audience=s.jwt_audience
-        )
+        return tokens.verify(token)
     except InvalidToken as exc:
         raise Unauthorized(f"The bearer token is not valid: {exc}.") from exc
 
 
 async def authenticate_caller(
-    db: AsyncSession, context: AppContext, token: str
+    db: AsyncSession, tokens: TokenAuthority, token: str
 ) -> Principal | GuestPrincipal:
     """A host/admin or a call's guest."""
-    claims = _verified_claims(context, token)
+    claims = _verified_claims(tokens, token)
     if claims.get("role") == "guest":
         session_id = claims.get("session_id")
         if not isinstance(session_id, str) or claims["sub"] != f"guest:{session_id}":
@@ -301,8 +305,8 @@ async def authenticate_caller(
     return await _authenticate_user(db, claims)
 
 
-async def authenticate(db: AsyncSession, context: AppContext, token: str) -> Principal:
-    return await _authenticate_user(db, _verified_claims(context, token))
+async def authenticate(db: AsyncSession, tokens: TokenAuthority, token: str) -> Principal:
+    return await _authenticate_user(db, _verified_claims(tokens, token))
 
 
 async def _authenticate_user(db: AsyncSession, claims: dict[str, Any]) -> Principal:

@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
 
 ALGORITHM = "RS256"
@@ -185,6 +186,36 @@ def access_token_claims(
         "aud": audience,
         **(extra or {}),
     }
+
+
+class TokenAuthority:
+    """This app's access tokens: signed with its key ring, dated by its clock, for its issuer
+    and audience. Built once by the composition root."""
+
+    def __init__(self, keys: KeyRing, clock: Clock, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self._clock = clock
+        self._issuer = issuer
+        self._audience = audience
+
+    def sign(self, *, subject: str, role: str, ttl_seconds: int, extra: dict[str, Any]) -> str:
+        """A token issued now, valid for `ttl_seconds`."""
+        claims = access_token_claims(
+            subject=subject,
+            role=role,
+            issued_at=self._clock.now(),
+            ttl_seconds=ttl_seconds,
+            issuer=self._issuer,
+            audience=self._audience,
+            extra=extra,
+        )
+        return self.keys.sign(claims)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims; `InvalidToken` when it is not one of ours or not valid now."""
+        return self.keys.verify(
+            token, now=self._clock.now(), issuer=self._issuer, audience=self._audience
+        )
 
 
 def new_opaque_token() -> str:
