@@ -25,15 +25,13 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 
 from bench.stack import DSN, recreate_database
-from vidivo.app import build_context
+from vidivo.app import AppContext, build_context
 from vidivo.auth import service as auth_service
-from vidivo.calls import service as sessions
 from vidivo.calls import windows
 from vidivo.calls.models import BillingWindow, CallSession
 from vidivo.calls.schemas import SessionStart
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
-from vidivo.deps import AppContext
 from vidivo.links.models import Link
 from vidivo.migrate import upgrade_to_head
 from vidivo.models import load_all_models
@@ -131,7 +129,7 @@ async def _started_calls(folder: Path, scenario: Scenario, clock: TestClock) -> 
 
     async def one() -> str:
         async with gate:
-            started = await sessions.start(setup, setup.billing, "enginebench", body)
+            started = await setup.calls.start("enginebench", body)
             return started.session.id
 
     ids = await asyncio.gather(*(one() for _ in range(scenario.sessions)))
@@ -146,8 +144,8 @@ async def _join(context: AppContext, session_ids: list[str]) -> None:
     """Both parties open their sockets: the calls go live now."""
 
     async def both(session_id: str) -> None:
-        await sessions.connected(context, session_id, "host")
-        await sessions.connected(context, session_id, "guest")
+        await context.calls.connected(session_id, "host")
+        await context.calls.connected(session_id, "guest")
 
     gate = asyncio.Semaphore(32)
 

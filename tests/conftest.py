@@ -16,11 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from vidivo.app import create_app
+from vidivo.app import AppContext, create_app
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
 from vidivo.core.db import Base
-from vidivo.deps import AppContext
 from vidivo.mail.service import latest_email_to
 from vidivo.migrate import upgrade_to_head
 from vidivo.models import load_all_models

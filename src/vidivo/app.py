@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -14,13 +16,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from limits.aio.storage import RedisStorage
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vidivo.auth.routes import router as auth_router
+from vidivo.auth.service import issue_guest_token
 from vidivo.auth.tokens import KeyRing, TokenAuthority
 from vidivo.calls.engine import BillingEngine, EngineTimings
 from vidivo.calls.money_routes import router as billing_router
 from vidivo.calls.routes import router as sessions_router
+from vidivo.calls.service import CallService
 from vidivo.calls.worker import BillingWorker
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
 from vidivo.core.config import Settings
@@ -32,7 +36,6 @@ from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
 from vidivo.core.ratelimit import RateLimiter
 from vidivo.core.schemas import error_responses
-from vidivo.deps import AppContext
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
@@ -55,6 +58,30 @@ def _clock_for(settings: Settings) -> Clock:
     if settings.clock_speed > 1:
         return ScaledClock(settings.clock_epoch or datetime.now(UTC), settings.clock_speed)
     return SystemClock()
+
+
+@dataclass
+class AppContext:
+    """Everything the composition root built, once per process. Only the top (this module,
+    the CLI, and tests looking inside) sees it whole: each route and service is handed the
+    few objects it uses."""
+
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    keys: KeyRing
+    tokens: TokenAuthority
+    mailer: Mailer
+    limiter: RateLimiter
+    cursors: CursorSigner
+    payments: PaymentProvider
+    hub: Hub
+    public_links: PublicLinkCache
+    link_lookups: LookupGuard
+    billing: BillingEngine
+    worker: BillingWorker
+    calls: CallService
 
 
 def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
@@ -84,18 +111,14 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         public_links=public_links,
         timings=engine_timings,
     )
+    tokens = TokenAuthority(keys, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return AppContext(
         settings=settings,
         clock=clock,
         engine=db_engine,
         session_factory=factory,
         keys=keys,
-        tokens=TokenAuthority(
-            keys,
-            clock,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        ),
+        tokens=tokens,
         mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
         limiter=limiter,
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
@@ -111,6 +134,16 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
             settings.worker_id,
             payments=payments,
             concurrency=settings.worker_concurrency,
+        ),
+        calls=CallService(
+            factory,
+            clock,
+            payments,
+            billing,
+            hub,
+            public_links,
+            settings,
+            guest_token=partial(issue_guest_token, tokens),
         ),
     )
 
@@ -134,6 +167,7 @@ def provided_by(context: AppContext) -> Provided:
         LookupGuard: context.link_lookups,
         BillingEngine: context.billing,
         BillingWorker: context.worker,
+        CallService: context.calls,
     }
 
 

@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from vidivo.app import AppContext
 from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
 from vidivo.calls.ledger import AuditFinding, audit
@@ -21,7 +22,6 @@ from vidivo.calls.suspension import Suspension, suspend_host
 from vidivo.core.config import PaymentsMode, Settings
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import RedactSecrets, server_logging_config
-from vidivo.deps import AppContext
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 

@@ -32,7 +32,7 @@ from tests.migrations.history import (
     before,
     write_history,
 )
-from vidivo.app import create_app
+from vidivo.app import AppContext, create_app
 from vidivo.calls import ledger
 from vidivo.calls.models import (
     FINAL_STATES,
@@ -46,7 +46,6 @@ from vidivo.cli import app as cli
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
 from vidivo.core.db import Base, create_engine
-from vidivo.deps import AppContext
 from vidivo.migrate import alembic_config
 from vidivo.payments.provider import HoldStatus
 from vidivo.payments.sim_models import SimPaymentIntent

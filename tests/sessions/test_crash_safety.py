@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from tests.conftest import START
 from vidivo.auth.service import GuestPrincipal
-from vidivo.calls import service as sessions
 from vidivo.calls.ledger import audit, totals
 from vidivo.calls.models import LedgerKind
 from vidivo.calls.worker import LEASE
@@ -48,8 +47,8 @@ async def test_a_killed_worker_resumes_without_double_capture_or_lost_release(
 ):
     call = await calls.started()
     await calls.client.post(f"/v1/sessions/{call.session_id}/accept", headers=call.host.headers)
-    await sessions.connected(context, call.session_id, "host")
-    await sessions.connected(context, call.session_id, "guest")
+    await context.calls.connected(call.session_id, "host")
+    await context.calls.connected(call.session_id, "guest")
     crashed = False
 
     def work_at(seconds: int) -> None:
@@ -69,7 +68,7 @@ async def test_a_killed_worker_resumes_without_double_capture_or_lost_release(
             work_at(moment)
     clock.set(START + timedelta(seconds=end_after))
     # The guest hangs up; settling the windows is left to the (crashing) worker.
-    await sessions.end(context, call.session_id, GuestPrincipal(call.session_id, {}))
+    await context.calls.end(call.session_id, GuestPrincipal(call.session_id, {}))
     work_at(end_after)
     assert crashed, f"the worker never reached {action}"
 

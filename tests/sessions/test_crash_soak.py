@@ -15,7 +15,6 @@ from sqlalchemy import select
 from tests.conftest import START
 from tests.sessions.test_crash_safety import run_worker
 from vidivo.auth.service import GuestPrincipal
-from vidivo.calls import service as sessions
 from vidivo.calls.ledger import audit, totals
 from vidivo.calls.models import LedgerKind
 from vidivo.calls.service import InvalidSessionState
@@ -40,8 +39,8 @@ async def test_200_calls_survive_a_worker_killed_at_random_points(
     for _ in range(CALLS):
         call = await calls.started(link=link, host=host)
         await calls.client.post(f"/v1/sessions/{call.session_id}/accept", headers=host.headers)
-        await sessions.connected(context, call.session_id, "host")
-        await sessions.connected(context, call.session_id, "guest")
+        await context.calls.connected(call.session_id, "host")
+        await context.calls.connected(call.session_id, "guest")
         started.append(call)
     # Calls end at different moments, between 1 and 12 minutes in.
     ends = {call.session_id: chance.randint(60, 720) for call in started}
@@ -55,9 +54,7 @@ async def test_200_calls_survive_a_worker_killed_at_random_points(
                 ends[call.session_id] = 10**9  # ended once
                 # (A call whose paid time ran out while the worker was down ended by itself.)
                 with contextlib.suppress(InvalidSessionState):
-                    await sessions.end(
-                        context, call.session_id, GuestPrincipal(call.session_id, {})
-                    )
+                    await context.calls.end(call.session_id, GuestPrincipal(call.session_id, {}))
         # A pass that dies is followed by another until one finishes its work.
         seed = chance.randint(0, 10**6)
         while run_worker(settings, tmp_path, moment, ("random", str(seed))) == -signal.SIGKILL:

@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vidivo.auth.service import GuestPrincipal, authenticate
-from vidivo.calls import service as sessions
 from vidivo.calls.ledger import audit, totals
 from vidivo.calls.models import LedgerKind
 
@@ -50,27 +49,27 @@ async def test_money_balances_over_any_timeline(
     await calls.client.post(f"/v1/sessions/{call.session_id}/accept", headers=host.headers)
     present = {"host": 0, "guest": 0}
     for role in present:
-        await sessions.connected(context, call.session_id, role)
+        await context.calls.connected(call.session_id, role)
         present[role] += 1
     for kind, value in timeline:
         if kind == "wait":
             await calls.advance(value)
         elif kind == "drop" and present[value]:
-            await sessions.disconnected(context, call.session_id, value)
+            await context.calls.disconnected(call.session_id, value)
             present[value] -= 1
         elif kind == "rejoin" and not present[value]:
-            await sessions.connected(context, call.session_id, value)
+            await context.calls.connected(call.session_id, value)
             present[value] += 1
         await context.worker.run_due()
     state = (await calls.session(call))["state"]
     if state not in ("ended", "ending"):
         if end_by == "timeout":
-            await sessions.disconnected(context, call.session_id, "guest")
+            await context.calls.disconnected(call.session_id, "guest")
         else:
             async with context.session_factory() as db:
                 host_principal = await authenticate(db, context.tokens, host.access_token)
             caller = GuestPrincipal(call.session_id, {}) if end_by == "guest" else host_principal
-            await sessions.end(context, call.session_id, caller)
+            await context.calls.end(call.session_id, caller)
     await calls.advance(3600)
 
     session = await calls.session(call)

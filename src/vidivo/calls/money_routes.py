@@ -18,12 +18,12 @@ from vidivo.calls.money_schemas import (
     RefundRequest,
     RefundResponse,
 )
+from vidivo.core.deps import AppClock, DbSession, SessionFactory
 from vidivo.core.errors import ValidationFailed
 from vidivo.core.money import format_cents, parse_amount_to_cents
 from vidivo.core.schemas import error_responses, parse_timestamp
-from vidivo.core.deps import AppClock, DbSession, SessionFactory
-from vidivo.payments.deps import Payments
 from vidivo.idempotency.service import validate_key
+from vidivo.payments.deps import Payments
 
 router = APIRouter(tags=["billing"])
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.service import GuestPrincipal
 from vidivo.calls import repository, service, views
+from vidivo.calls.deps import Billing, Calls
 from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.schemas import (
     Charges,
@@ -16,11 +17,10 @@ from vidivo.calls.schemas import (
     SessionStart,
     SessionStarted,
 )
+from vidivo.core.deps import AppClock, Cursors, DbSession
 from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
-from vidivo.calls.deps import Billing, Calls
-from vidivo.core.deps import AppClock, Cursors, DbSession
 
 router = APIRouter(tags=["sessions"])
 

@@ -12,16 +12,21 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.auth import service as auth
-from vidivo.auth.deps import Caller
+from vidivo.auth.deps import Caller, Tokens
 from vidivo.auth.service import GuestPrincipal, Principal
+from vidivo.auth.tokens import TokenAuthority
 from vidivo.calls import service as sessions
+from vidivo.calls.deps import Billing, Calls
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState
+from vidivo.core.config import Settings
 from vidivo.core.db import new_id
+from vidivo.core.deps import AppClock, AppHub, AppSettings, DbSession, SessionFactory
 from vidivo.core.errors import ApiError
+from vidivo.core.hub import Hub
 from vidivo.core.schemas import error_responses
-from vidivo.deps import AppContext, Context, DbSession
 from vidivo.signaling.ice import IceServers, ice_servers_for
 
 log = logging.getLogger("vidivo.signaling")
@@ -46,29 +51,40 @@ _message_limiter = FixedWindowRateLimiter(MemoryStorage())
     summary="STUN/TURN servers for this call, with TURN credentials that end with its paid time",
 )
 async def ice_servers(
-    session_id: str, caller: Caller, db: DbSession, context: Context
+    session_id: str,
+    caller: Caller,
+    db: DbSession,
+    clock: AppClock,
+    settings: AppSettings,
 ) -> IceServers:
     session = await sessions.get_for_party(db, session_id, caller)
-    now = context.clock.now()
+    now = clock.now()
     not_after = await sessions.relay_deadline(db, session, now)
-    return ice_servers_for(context.settings, session.id, now, not_after)
+    return ice_servers_for(settings, session.id, now, not_after)
 
 
-async def _caller(context: AppContext, token: str | None) -> Principal | GuestPrincipal | None:
+Factory = async_sessionmaker[AsyncSession]
+
+
+async def _caller(
+    factory: Factory, tokens: TokenAuthority, token: str | None
+) -> Principal | GuestPrincipal | None:
     if not token:
         return None
-    async with context.session_factory() as db:
+    async with factory() as db:
         try:
-            return await auth.authenticate_caller(db, context, token)
+            return await auth.authenticate_caller(db, tokens, token)
         except ApiError:
             return None
 
 
-async def _role(context: AppContext, session_id: str, token: str | None) -> str | None:
-    caller = await _caller(context, token)
+async def _role(
+    factory: Factory, tokens: TokenAuthority, session_id: str, token: str | None
+) -> str | None:
+    caller = await _caller(factory, tokens, token)
     if caller is None:
         return None
-    async with context.session_factory() as db:
+    async with factory() as db:
         try:
             session = await sessions.get_for_party(db, session_id, caller)
         except ApiError:
@@ -87,16 +103,24 @@ def _presence_event(before: str, session: CallSession) -> dict[str, Any] | None:
 
 
 @router.websocket("/v1/sessions/{session_id}/signal")
-async def signal(websocket: WebSocket, session_id: str) -> None:
-    context: AppContext = websocket.app.state.context
-    role = await _role(context, session_id, websocket.query_params.get("token"))
+async def signal(
+    websocket: WebSocket,
+    session_id: str,
+    factory: SessionFactory,
+    tokens: Tokens,
+    calls: Calls,
+    billing: Billing,
+    hub: AppHub,
+    settings: AppSettings,
+) -> None:
+    role = await _role(factory, tokens, session_id, websocket.query_params.get("token"))
     if role is None:
         await websocket.close(code=CLOSE_POLICY, reason="not a party to this call")
         return
     await websocket.accept()
-    queue = await context.hub.subscribe(session_id)
-    before, session = await sessions.connected(context, session_id, role)
-    await context.billing.advance(session_id)
+    queue = await hub.subscribe(session_id)
+    before, session = await calls.connected(session_id, role)
+    await billing.advance(session_id)
     peer_connections = session.guest_connections if role == "host" else session.host_connections
     # Presence is recorded before the welcome: a client that got it counts as in the call.
     await websocket.send_json(
@@ -107,30 +131,27 @@ async def signal(websocket: WebSocket, session_id: str) -> None:
             "peer_present": peer_connections > 0,
         }
     )
-    await context.hub.publish(
-        session_id, {"type": "peer_joined", "from": role, "state": session.state}
-    )
+    await hub.publish(session_id, {"type": "peer_joined", "from": role, "state": session.state})
     if event := _presence_event(before, session):
-        await context.hub.publish(session_id, event)
+        await hub.publish(session_id, event)
     sender = asyncio.create_task(_forward_events(websocket, queue, role))
     try:
-        await _receive_loop(websocket, context, session_id, role)
+        await _receive_loop(websocket, hub, settings, session_id, role)
     except WebSocketDisconnect:
         pass
     finally:
         sender.cancel()
-        await context.hub.unsubscribe(session_id, queue)
-        before, session = await sessions.disconnected(context, session_id, role)
-        await context.hub.publish(session_id, {"type": "peer_left", "from": role})
+        await hub.unsubscribe(session_id, queue)
+        before, session = await calls.disconnected(session_id, role)
+        await hub.publish(session_id, {"type": "peer_left", "from": role})
         if event := _presence_event(before, session):
-            await context.hub.publish(session_id, event)
-        await context.billing.advance(session_id)
+            await hub.publish(session_id, event)
+        await billing.advance(session_id)
 
 
 async def _receive_loop(
-    websocket: WebSocket, context: AppContext, session_id: str, role: str
+    websocket: WebSocket, hub: Hub, settings: Settings, session_id: str, role: str
 ) -> None:
-    settings = context.settings
     budget = RateLimitItemPerSecond(settings.signal_messages_per_second)
     socket_key = new_id()
     while True:
@@ -152,7 +173,7 @@ async def _receive_loop(
         if message["type"] == "ping":
             await websocket.send_json({"type": "pong"})
         elif message["type"] in RELAYED_TYPES:
-            await context.hub.publish(session_id, {**message, "from": role})
+            await hub.publish(session_id, {**message, "from": role})
         else:
             await websocket.close(code=CLOSE_BAD_MESSAGE, reason="unknown message type")
             return
@@ -182,21 +203,26 @@ async def _forward_events(websocket: WebSocket, queue: asyncio.Queue[Any], role:
 
 
 @router.websocket("/v1/host/events")
-async def host_events(websocket: WebSocket) -> None:
+async def host_events(
+    websocket: WebSocket,
+    factory: SessionFactory,
+    tokens: Tokens,
+    hub: AppHub,
+    settings: AppSettings,
+) -> None:
     """A signed-in host's live feed: incoming calls for the dashboard."""
-    context: AppContext = websocket.app.state.context
-    caller = await _caller(context, websocket.query_params.get("token"))
+    caller = await _caller(factory, tokens, websocket.query_params.get("token"))
     if not isinstance(caller, Principal):
         await websocket.close(code=CLOSE_POLICY, reason="host sign-in required")
         return
     await websocket.accept()
     channel = f"host:{caller.user.id}"
-    queue = await context.hub.subscribe(channel)
+    queue = await hub.subscribe(channel)
     sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
     try:
         while True:
             raw = await asyncio.wait_for(
-                websocket.receive_text(), timeout=context.settings.signal_idle_timeout_seconds
+                websocket.receive_text(), timeout=settings.signal_idle_timeout_seconds
             )
             message = _parse(raw)
             if message is None or message["type"] != "ping":
@@ -209,4 +235,4 @@ async def host_events(websocket: WebSocket) -> None:
         pass
     finally:
         sender.cancel()
-        await context.hub.unsubscribe(channel, queue)
+        await hub.unsubscribe(channel, queue)
