@@ -104,6 +104,10 @@ async def test_a_paid_call_from_link_to_receipt_in_two_browsers(app_server, cont
     await expect(guest.locator("#how-billing-works")).to_contain_text(
         "We hold $12.50 on your card at the start and every 5 minutes"
     )
+    # ...and what time is billed when a connection drops, before any card is asked for.
+    await expect(guest.locator("#how-time-is-metered")).to_contain_text(
+        "billing stops at the moment your connection dropped"
+    )
     await guest.screenshot(path=screenshot_path("guest-page", tmp_path), full_page=True)
     await guest.get_by_label("Your name").fill("Alex")
     await guest.get_by_label("Email (for your receipt)").fill("alex@example.com")
@@ -159,3 +163,4 @@ async def test_a_paid_call_from_link_to_receipt_in_two_browsers(app_server, cont
     assert captured > 0
     assert shown == f"${captured // 100}.{captured % 100:02d}"
     assert await host.locator("#receipt-total").inner_text() == shown
+    await expect(guest.locator("#receipt-metering")).to_contain_text("never billed")

@@ -21,7 +21,12 @@ from vidivo.calls.models import (
     SessionRefund,
 )
 from vidivo.calls.refund_queue import ABANDONED_AFTER, LEASE, RETRY_DELAY
-from vidivo.payments.provider import InvalidPaymentRequest, Refund, TransientPaymentError
+from vidivo.payments.provider import (
+    InvalidPaymentRequest,
+    PaymentProvider,
+    Refund,
+    TransientPaymentError,
+)
 from vidivo.payments.sim_models import SimRefund
 
 CAPTURED = 2000  # the finished call's two captures: 12.50 and 7.50
@@ -138,11 +143,24 @@ async def assert_refunds_balance(context: Any, session_id: str, refunded: int) -
         assert await audit(db) == []
 
 
+@pytest.fixture
+def swap_provider(app, context, monkeypatch):
+    """Put a provider in front of the real one for this test's requests (the routes get it
+    from the composition root's registry; the worker keeps the real one)."""
+
+    def swap(provider: PaymentProvider) -> PaymentProvider:
+        monkeypatch.setattr(context, "payments", provider)
+        monkeypatch.setitem(app.state.provided, PaymentProvider, provider)
+        return provider
+
+    return swap
+
+
 async def test_twenty_concurrent_full_refunds_pay_back_the_capture_once_and_the_rest_get_409(
-    client, context, finished_call, monkeypatch
+    client, context, finished_call, swap_provider
 ):
     provider = SlowRefunds(context.payments)
-    monkeypatch.setattr(context, "payments", provider)
+    swap_provider(provider)
     responses = await refund_race(client, finished_call, provider, [None] * 20, fit=1)
     assert sorted(r.status_code for r in responses) == [201] + [409] * 19
     winner = next(r for r in responses if r.status_code == 201).json()["refund"]
@@ -156,10 +174,10 @@ async def test_twenty_concurrent_full_refunds_pay_back_the_capture_once_and_the_
 
 
 async def test_twenty_concurrent_partial_refunds_take_what_fits_spread_over_both_captures(
-    client, context, finished_call, monkeypatch
+    client, context, finished_call, swap_provider
 ):
     provider = SlowRefunds(context.payments)
-    monkeypatch.setattr(context, "payments", provider)
+    swap_provider(provider)
     responses = await refund_race(client, finished_call, provider, ["3.00"] * 20, fit=6)
     assert sorted(r.status_code for r in responses) == [201] * 6 + [409] * 14
     assert {r.json()["refund"]["state"] for r in responses if r.status_code == 201} == {"succeeded"}
@@ -184,10 +202,10 @@ async def test_twenty_concurrent_partial_refunds_take_what_fits_spread_over_both
 
 
 async def test_concurrent_retries_of_one_refund_are_that_one_refund(
-    client, context, finished_call, monkeypatch
+    client, context, finished_call, swap_provider
 ):
     provider = SlowRefunds(context.payments)
-    monkeypatch.setattr(context, "payments", provider)
+    swap_provider(provider)
     provider.answer.set()
     responses = await asyncio.gather(
         *(post_refund(client, finished_call, "the-same-key") for _ in range(5))
@@ -198,12 +216,12 @@ async def test_concurrent_retries_of_one_refund_are_that_one_refund(
 
 
 async def test_a_refund_the_provider_refuses_gives_its_reservation_back_then_one_succeeds(
-    client, context, finished_call, monkeypatch
+    client, context, finished_call, swap_provider
 ):
     provider = FailingRefunds(
         context.payments, InvalidPaymentRequest("This charge cannot be refunded right now.")
     )
-    monkeypatch.setattr(context, "payments", provider)
+    swap_provider(provider)
     refused = await post_refund(client, finished_call, "refused")
     assert refused.status_code == 502, refused.text
     assert refused.json()["error"] == {
@@ -232,14 +250,14 @@ async def test_a_refund_the_provider_refuses_gives_its_reservation_back_then_one
 
 
 async def test_a_refund_whose_answer_was_lost_stays_reserved_and_the_worker_finishes_it_once(
-    calls, client, context, finished_call, monkeypatch
+    calls, client, context, finished_call, swap_provider
 ):
     provider = FailingRefunds(
         context.payments,
         TransientPaymentError("The payment provider timed out."),
         after_refunding=True,
     )
-    monkeypatch.setattr(context, "payments", provider)
+    swap_provider(provider)
     lost = await post_refund(client, finished_call, "lost", "15.00")
     assert lost.status_code == 502, lost.text
     assert lost.json()["error"]["code"] == "payment_provider_error"
@@ -260,14 +278,14 @@ async def test_a_refund_whose_answer_was_lost_stays_reserved_and_the_worker_fini
 
 
 async def test_a_refund_behind_one_awaiting_its_retry_answers_202_and_the_worker_does_both(
-    calls, client, context, finished_call, monkeypatch
+    calls, client, context, finished_call, swap_provider
 ):
     provider = FailingRefunds(
         context.payments,
         TransientPaymentError("The payment provider timed out."),
         after_refunding=True,
     )
-    monkeypatch.setattr(context, "payments", provider)
+    swap_provider(provider)
     assert (await post_refund(client, finished_call, "lost", "15.00")).status_code == 502
     queued = await post_refund(client, finished_call, "queued", "5.00")
     assert queued.status_code == 202, queued.text
@@ -282,11 +300,9 @@ async def test_a_refund_behind_one_awaiting_its_retry_answers_202_and_the_worker
 
 
 async def test_a_refund_left_pending_by_a_crash_after_the_provider_call_is_finished_once(
-    calls, client, context, finished_call, monkeypatch
+    calls, client, context, finished_call, swap_provider
 ):
-    monkeypatch.setattr(
-        context, "payments", FailingRefunds(context.payments, ProcessDied(), after_refunding=True)
-    )
+    swap_provider(FailingRefunds(context.payments, ProcessDied(), after_refunding=True))
     with pytest.raises(ProcessDied):
         await post_refund(client, finished_call, "crashed")
     assert await context.worker.run_due() == 0  # its carrier's lease is not over yet

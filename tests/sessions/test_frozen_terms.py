@@ -51,7 +51,8 @@ async def test_a_fee_raised_after_a_restart_does_not_touch_a_running_call(
         assert await audit(db) == []
 
 
-async def test_a_call_started_after_the_change_runs_under_the_new_terms(settings, clock):
+async def test_a_call_started_after_the_change_runs_under_the_new_terms(app, settings, clock):
+    # (`app`: the suite's own instance, whose teardown empties the shared database)
     changes = {"platform_fee_percent": Decimal("12.5"), "reconnect_grace_seconds": 90}
     async with restarted(settings, clock, **changes) as after:
         async with after.live() as (call, _host_ws, _guest_ws):

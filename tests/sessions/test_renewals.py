@@ -31,7 +31,9 @@ async def test_the_next_hold_is_placed_before_the_window_ends(calls):
         assert session["billed"] == "12.50"
 
 
-async def test_the_billing_clock_stops_while_a_party_is_away(calls):
+async def test_a_guest_side_pause_that_resumes_is_billed_in_full(calls):
+    """Once the rule was "the clock stops while a party is away": a guest could drop its
+    socket and talk on for free. Now a pause on the guest's side that resumes is billed."""
     call = await calls.started()
     await calls.client.post(f"/v1/sessions/{call.session_id}/accept", headers=call.host.headers)
     async with calls.join(call, "host"):
@@ -42,11 +44,11 @@ async def test_the_billing_clock_stops_while_a_party_is_away(calls):
         async with calls.join(call, "guest"):
             session = await calls.session(call)
             assert session["state"] == "live"
-            assert session["live_seconds"] == 90
+            assert session["live_seconds"] == 140
             await calls.advance(30)
             ended = (await calls.end(call, "host")).json()["session"]
-    assert ended["live_seconds"] == 120
-    assert ended["billed"] == "5.00"
+    assert ended["live_seconds"] == 170
+    assert ended["billed"] == "7.50"
 
 
 async def test_a_party_gone_longer_than_the_grace_ends_the_call(calls, context):

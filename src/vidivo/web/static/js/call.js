@@ -220,6 +220,7 @@ async function finish(session) {
     const { receipt } = await api("GET", `/v1/sessions/${sessionId}/receipt`, { token: auth });
     $("receipt-total").textContent = `$${receipt.total_charged}`;
     $("receipt-minutes").textContent = String(receipt.billed_minutes);
+    $("receipt-metering").textContent = receipt.terms.metering;
     $("receipt-windows").replaceChildren(...receipt.windows.map((w) => {
       const row = document.createElement("tr");
       for (const text of [String(w.number), `$${w.held}`, `$${w.captured}`, `$${w.released}`]) {
