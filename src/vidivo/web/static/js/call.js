@@ -14,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 const PING_EVERY_MS = 10000;
 let snapshot = null;        // the last session from the API
 let snapshotAt = 0;         // performance.now() when it arrived
+let minuteShown = 0;        // the started minute whose cost is on screen
 let clockOffsetMs = 0;      // server clock minus this browser's clock
 let pc = null;
 let localStream = null;
@@ -35,6 +36,7 @@ async function refresh() {
     const { session } = await api("GET", `/v1/sessions/${sessionId}`, { token: auth });
     snapshot = session;
     snapshotAt = performance.now();
+    minuteShown = Math.floor(session.live_seconds / 60);
     clockOffsetMs = Date.parse(session.as_of) - Date.now();
     if (!session.hold_declined) hideDeclined();
     setMediaPaused(session.state === "paused");
@@ -90,9 +92,14 @@ function tick() {
   const running = snapshot.state === "live" && !ended;
   const seconds = snapshot.live_seconds + (running ? (performance.now() - snapshotAt) / 1000 : 0);
   $("live-timer").textContent = formatDuration(seconds);
-  const minutes = snapshot.went_live_at ? Math.max(1, Math.ceil(seconds / 60)) : 0;
-  const cost = Math.max(toCents(snapshot.billed), minutes * toCents(snapshot.rate_per_minute));
-  $("running-cost").textContent = formatCents(cost);
+  // The cost is the server's (its meter and the call's terms decide it): a new started
+  // minute is fetched when the timer passes one, never computed here.
+  $("running-cost").textContent = formatCents(toCents(snapshot.billed));
+  const minute = Math.floor(seconds / 60);
+  if (running && minute > minuteShown) {
+    minuteShown = minute;
+    refresh();
+  }
   if (snapshot.next_renewal_at && running) {
     $("renewal-countdown").textContent = formatDuration((Date.parse(snapshot.next_renewal_at) - serverNow()) / 1000);
   } else {
