@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiolimiter import AsyncLimiter
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from vidivo.calls import windows
+from vidivo.calls import repository, windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
 from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
 from vidivo.calls.models import (
@@ -133,13 +132,7 @@ class BillingEngine:
             session = await db.get(CallSession, session_id, populate_existing=True)
             if session is None or session.state in FINAL_STATES:
                 return None, []
-            billing_windows = list(
-                await db.scalars(
-                    select(BillingWindow)
-                    .where(BillingWindow.session_id == session_id)
-                    .order_by(BillingWindow.number)
-                )
-            )
+            billing_windows = await repository.windows_of(db, session_id)
             now = self._clock.now()
             events: list[CallEvent] = []
             step = self._in_flight_step(session, billing_windows, now)
@@ -434,11 +427,7 @@ class BillingEngine:
             reconciled = outcome
             if isinstance(outcome, InvalidPaymentRequest) and window.provider_hold_id:
                 reconciled = await self._reconcile(window.provider_hold_id, outcome)
-            billing_windows = list(
-                await db.scalars(
-                    select(BillingWindow).where(BillingWindow.session_id == session.id)
-                )
-            )
+            billing_windows = await repository.windows_of(db, session.id)
             record_outcome(
                 db,
                 session,

@@ -86,3 +86,49 @@ class LinkUseReturned(CallEvent):
 
     def message(self) -> Event:
         return {"type": "link_use_returned", "code": self.code}
+
+
+@dataclass(frozen=True)
+class WentLive(CallEvent):
+    def message(self) -> Event:
+        return {"type": "went_live"}
+
+
+@dataclass(frozen=True)
+class Paused(CallEvent):
+    def message(self) -> Event:
+        return {"type": "paused"}
+
+
+@dataclass(frozen=True)
+class Resumed(CallEvent):
+    def message(self) -> Event:
+        return {"type": "resumed"}
+
+
+@dataclass(frozen=True)
+class PeerJoined(CallEvent):
+    # Sockets skip events `from` their own role: a party never hears itself arrive.
+    role: str
+    state: str
+
+    def message(self) -> Event:
+        return {"type": "peer_joined", "from": self.role, "state": self.state}
+
+
+@dataclass(frozen=True)
+class PeerLeft(CallEvent):
+    role: str
+
+    def message(self) -> Event:
+        return {"type": "peer_left", "from": self.role}
+
+
+@dataclass(frozen=True)
+class IncomingCall(CallEvent):
+    """On the host's own channel (`host:{id}`): a guest has paid and waits."""
+
+    session_id: str
+
+    def message(self) -> Event:
+        return {"type": "incoming_call", "session_id": self.session_id}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.calls.models import BillingWindow, CallSession
@@ -68,3 +69,52 @@ async def find_by_hold(db: AsyncSession, hold_id: str) -> CallSession | None:
     """The call a provider payment (hold) belongs to."""
     window = await db.scalar(select(BillingWindow).where(BillingWindow.provider_hold_id == hold_id))
     return None if window is None else await db.get(CallSession, window.session_id)
+
+
+# The worker's leases: which calls are due, who advances each, for how long.
+
+
+async def claim_due_sessions(
+    db: AsyncSession,
+    now: datetime,
+    *,
+    owner: str,
+    lease: timedelta,
+    skip: set[str],
+    limit: int,
+) -> list[str]:
+    """Lease up to `limit` due calls to `owner`; `SKIP LOCKED` lets workers claim side by side
+    on PostgreSQL without waiting for each other's rows."""
+    due = (
+        select(CallSession.id)
+        .where(
+            CallSession.next_action_at <= now,
+            or_(CallSession.lease_until.is_(None), CallSession.lease_until < now),
+            CallSession.id.not_in(skip),
+        )
+        .order_by(CallSession.next_action_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(await db.scalars(due))
+    if ids:
+        await db.execute(
+            update(CallSession)
+            .where(CallSession.id.in_(ids))
+            .values(lease_owner=owner, lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
+    await db.execute(
+        update(CallSession)
+        .where(CallSession.id == session_id, CallSession.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def next_due_at(db: AsyncSession) -> datetime | None:
+    return await db.scalar(select(func.min(CallSession.next_action_at)))

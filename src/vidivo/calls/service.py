@@ -13,7 +13,7 @@ from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.calls import repository, windows
 from vidivo.calls.engine import BillingEngine
-from vidivo.calls.events import CardUpdated
+from vidivo.calls.events import CardUpdated, IncomingCall
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState, WindowState
 from vidivo.calls.repository import find_by_hold, load_session, windows_of
 from vidivo.calls.schemas import SessionStart
@@ -203,9 +203,7 @@ class CallService:
             await db.commit()
         if limited_uses:  # this use may have been the last: the public view changes
             await self._public_links.changed(self._hub, code=link_code)
-        await self._hub.publish(
-            f"host:{session.host_id}", {"type": "incoming_call", "session_id": session_id}
-        )
+        await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
         return StartedSession(session, self._guest_token(session_id))
 
     async def _fail_start(self, session_id: str, reason: str) -> None:

@@ -12,11 +12,10 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vidivo.calls import repository
 from vidivo.calls.engine import BillingEngine
-from vidivo.calls.models import CallSession
 from vidivo.calls.refund_queue import RefundCarrier, carry_out_refunds, sessions_with_due_refunds
 from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
@@ -48,38 +47,21 @@ class BillingWorker:
         self._concurrency = asyncio.Semaphore(concurrency)
 
     async def claim_due(self, skip: set[str] | None = None) -> list[str]:
-        now = self._clock.now()
         async with self._factory() as db:
-            due = (
-                select(CallSession.id)
-                .where(
-                    CallSession.next_action_at <= now,
-                    or_(CallSession.lease_until.is_(None), CallSession.lease_until < now),
-                    CallSession.id.not_in(skip or set()),
-                )
-                .order_by(CallSession.next_action_at)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
+            ids = await repository.claim_due_sessions(
+                db,
+                self._clock.now(),
+                owner=self.worker_id,
+                lease=LEASE,
+                skip=skip or set(),
+                limit=BATCH,
             )
-            ids = list(await db.scalars(due))
-            if ids:
-                await db.execute(
-                    update(CallSession)
-                    .where(CallSession.id.in_(ids))
-                    .values(lease_owner=self.worker_id, lease_until=now + LEASE)
-                    .execution_options(synchronize_session=False)
-                )
             await db.commit()
         return ids
 
     async def _release(self, session_id: str) -> None:
         async with self._factory() as db:
-            await db.execute(
-                update(CallSession)
-                .where(CallSession.id == session_id, CallSession.lease_owner == self.worker_id)
-                .values(lease_owner=None, lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
+            await repository.release_lease(db, session_id, self.worker_id)
             await db.commit()
 
     async def _advance(self, session_id: str) -> None:
@@ -124,7 +106,7 @@ class BillingWorker:
 
     async def next_due_at(self) -> datetime | None:
         async with self._factory() as db:
-            return await db.scalar(select(func.min(CallSession.next_action_at)))
+            return await repository.next_due_at(db)
 
     async def run_forever(self, interval_seconds: float = 0.5) -> None:
         log.info("billing worker %s started", self.worker_id)

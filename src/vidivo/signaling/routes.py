@@ -20,6 +20,7 @@ from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.auth.tokens import TokenAuthority
 from vidivo.calls import service as sessions
 from vidivo.calls.deps import Billing, Calls
+from vidivo.calls.events import CallEvent, Paused, PeerJoined, PeerLeft, Resumed, WentLive
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState
 from vidivo.core.config import Settings
 from vidivo.core.db import new_id
@@ -94,11 +95,11 @@ async def _role(
     return "guest" if isinstance(caller, GuestPrincipal) else "host"
 
 
-def _presence_event(before: str, session: CallSession) -> dict[str, Any] | None:
+def _presence_event(before: str, session: CallSession) -> CallEvent | None:
     if session.state == SessionState.LIVE and before != SessionState.LIVE:
-        return {"type": "resumed" if before == SessionState.PAUSED else "went_live"}
+        return Resumed() if before == SessionState.PAUSED else WentLive()
     if session.state == SessionState.PAUSED and before == SessionState.LIVE:
-        return {"type": "paused"}
+        return Paused()
     return None
 
 
@@ -131,9 +132,9 @@ async def signal(
             "peer_present": peer_connections > 0,
         }
     )
-    await hub.publish(session_id, {"type": "peer_joined", "from": role, "state": session.state})
+    await hub.publish(session_id, PeerJoined(role, session.state).message())
     if event := _presence_event(before, session):
-        await hub.publish(session_id, event)
+        await hub.publish(session_id, event.message())
     sender = asyncio.create_task(_forward_events(websocket, queue, role))
     try:
         await _receive_loop(websocket, hub, settings, session_id, role)
@@ -143,9 +144,9 @@ async def signal(
         sender.cancel()
         await hub.unsubscribe(session_id, queue)
         before, session = await calls.disconnected(session_id, role)
-        await hub.publish(session_id, {"type": "peer_left", "from": role})
+        await hub.publish(session_id, PeerLeft(role).message())
         if event := _presence_event(before, session):
-            await hub.publish(session_id, event)
+            await hub.publish(session_id, event.message())
         await billing.advance(session_id)
 
 
