@@ -66,10 +66,6 @@ class Meter:
         stored.unconfirmed_ms = self.unconfirmed_ms
         stored.guest_away_since = self.guest_away_since
 
-    @property
-    def running(self) -> bool:
-        return self.running_since is not None
-
     def billed_ms(self, now: datetime) -> int:
         """Time billed for sure as of `now`."""
         running = _ms(self.running_since, now) if self.running_since else 0

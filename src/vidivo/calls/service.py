@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -36,8 +36,6 @@ from vidivo.payments.provider import (
     PaymentProvider,
 )
 from vidivo.payouts import service as payouts
-
-HOST_JOIN_TIMEOUT = timedelta(minutes=10)
 
 
 class PaymentFailed(ApiError):
