@@ -13,6 +13,7 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.websockets import WebSocketDisconnected
 
 from vidivo.auth import service as auth
 from vidivo.auth.deps import Caller, Tokens
@@ -138,7 +139,9 @@ async def signal(
     sender = asyncio.create_task(_forward_events(websocket, queue, role))
     try:
         await _receive_loop(websocket, hub, settings, session_id, role)
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, WebSocketDisconnected):
+        # The peer went away, or our own event sender closed the socket (the call ended)
+        # while this loop was answering a ping: either way the socket's life is over.
         pass
     finally:
         sender.cancel()
@@ -232,7 +235,9 @@ async def host_events(
             await websocket.send_json({"type": "pong"})
     except TimeoutError:
         await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, WebSocketDisconnected):
+        # The peer went away, or our own event sender closed the socket (the call ended)
+        # while this loop was answering a ping: either way the socket's life is over.
         pass
     finally:
         sender.cancel()
