@@ -47,6 +47,8 @@ from vidivo.payments.provider import PaymentProvider
 from vidivo.payouts.routes import router as payouts_router
 from vidivo.signaling.routes import router as signaling_router
 from vidivo.testclock import router as test_clock_router
+from vidivo.web.api_docs import SWAGGER_ASSETS_PATH, swagger_assets
+from vidivo.web.api_docs import router as api_docs_router
 from vidivo.web.routes import STATIC_DIR
 from vidivo.web.routes import router as web_router
 from vidivo.webhooks.routes import router as webhooks_router
@@ -199,6 +201,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version="1.0.0",
         summary="Pay-per-minute 1:1 video calls, billed through pre-authorized windows.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their scripts from a CDN: ours is served locally.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         # Operation ids are the handlers' names: short, stable, and what OpenAPI links name.
         generate_unique_id_function=lambda route: route.name,
     )
@@ -214,6 +220,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(signaling_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api_docs_router)
+    app.mount(SWAGGER_ASSETS_PATH, swagger_assets(), name="swagger-assets")
     if settings.test_clock:
         app.include_router(test_clock_router)
     app.include_router(_health_router())
