@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 
@@ -19,7 +20,7 @@ from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
 from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
-from vidivo.core.config import PaymentsMode, Settings
+from vidivo.core.config import PaymentsMode, Settings, local_url
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import RedactSecrets, server_logging_config
 from vidivo.migrate import upgrade_to_head
@@ -95,13 +96,43 @@ async def _create_demo_host_if_empty(context: AppContext) -> str | None:
         return password
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything else happens, so a busy port is
+    one clear line and an exit code rather than a traceback after the start-up banner."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        _fail(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another with --port.")
+
+
+class _AnnouncedServer(uvicorn.Server):
+    """uvicorn's server, printing the banner once it accepts requests."""
+
+    def __init__(self, config: uvicorn.Config, banner: list[str]) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            for line in self.banner:
+                typer.echo(line)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(help="Port to listen on (links use it too, unless VIDIVO_PUBLIC_BASE_URL)."),
+    ] = 8000,
 ) -> None:
     """Migrate the database, then serve the API (and, on the embedded default, everything)."""
     settings = _settings()
+    listener = _listen(host, port)
+    port = listener.getsockname()[1]  # the port chosen by the system for --port 0
+    settings = settings.served_at(host, port)
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -111,21 +142,24 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
     demo_password = _with_context(_create_demo_host_if_empty)
-    typer.echo(
-        f"Vidivo is running at http://{host}:{port}  (public URL {settings.public_base_url})"
-    )
-    typer.echo(f"API reference: http://{host}:{port}/docs")
+    served = local_url(host, port)
+    banner = [
+        f"Vidivo is running at {served}  (public URL {settings.public_base_url})",
+        f"API reference: {served}/docs",
+    ]
     if demo_password:
-        typer.echo(f"Demo host: {DEMO_EMAIL} / {demo_password}  (verified, payouts ready)")
+        banner.append(f"Demo host: {DEMO_EMAIL} / {demo_password}  (verified, payouts ready)")
+        banner.append(
+            "  (shown this once; a new one: vidivo hosts reset-password " + DEMO_EMAIL + ")"
+        )
     from vidivo.app import create_app
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
-        host=host,
-        port=port,
         log_level=settings.log_level.lower(),
         log_config=server_logging_config(),
     )
+    _AnnouncedServer(config, banner).run(sockets=[listener])
 
 
 @hosts.command("create")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,13 +87,19 @@ class Settings(BaseSettings):
     platform_fee_percent: Decimal = Field(default=Decimal(10), ge=0, le=100)
     log_level: str = "INFO"
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _without_trailing_slash(cls, url: str) -> str:
+        # A field validator, not an assignment after validation: that would mark the field as
+        # set, and `served_at` must tell a URL given by the operator from the default.
+        return url.rstrip("/")
+
     @model_validator(mode="after")
     def _fill_paths(self) -> Self:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'vidivo.sqlite3'}"
         if self.signing_key_path is None:
             self.signing_key_path = self.data_dir / "jwt-signing-key.pem"
-        self.public_base_url = self.public_base_url.rstrip("/")
         if self.test_clock and self.environment == Environment.PRODUCTION:
             raise ValueError("VIDIVO_TEST_CLOCK is refused in production")
         if self.clock_speed != 1 and self.environment == Environment.PRODUCTION:
@@ -108,6 +115,13 @@ class Settings(BaseSettings):
             raise ValueError("VIDIVO_TURN_URLS needs VIDIVO_TURN_SECRET")
         return self
 
+    def served_at(self, host: str, port: int) -> Self:
+        """These settings for a server listening on `host:port`: unless the operator gave
+        `VIDIVO_PUBLIC_BASE_URL`, links point at the address actually served."""
+        if "public_base_url" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"public_base_url": local_url(host, port)})
+
     @property
     def active_signing_key_path(self) -> Path:
         assert self.signing_key_path is not None  # filled by the validator
@@ -116,3 +130,20 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL of a server listening on `host:port`, as a browser on this machine reaches it
+    (a wildcard address is reached through loopback)."""
+    if not host or _is_wildcard(host):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False  # a host name
