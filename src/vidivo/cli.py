@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
@@ -18,6 +17,7 @@ from sqlalchemy import func, select
 from vidivo.app import AppContext
 from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
+from vidivo.auth.passwords import random_password
 from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
 from vidivo.core.config import PaymentsMode, Settings, local_url
@@ -76,7 +76,7 @@ async def _create_demo_host_if_empty(context: AppContext) -> str | None:
     async with context.session_factory() as db:
         if await db.scalar(select(func.count()).select_from(User)):
             return None
-        password = secrets.token_urlsafe(12)
+        password = random_password()
         try:
             user = await auth_service.create_user(
                 db,
@@ -230,6 +230,24 @@ def hosts_verify(email: str) -> None:
 
     _update_host(email, change)
     typer.echo(f"verified {email.lower()}")
+
+
+@hosts.command("reset-password")
+def hosts_reset_password(email: str) -> None:
+    """Give a host a new random password (printed once) and log out all its sessions."""
+
+    async def work(context: AppContext) -> str:
+        async with context.session_factory() as db:
+            password = await auth_service.reset_password(db, context.clock, email)
+            await db.commit()
+            return password
+
+    try:
+        password = _with_context(work)
+    except ApiError as exc:
+        _fail(exc.message)
+    typer.echo(f"new password for {email.lower()}: {password}")
+    typer.echo("(shown this once; every session of this account has been logged out)")
 
 
 @hosts.command("suspend")

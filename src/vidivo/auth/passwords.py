@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from anyio import to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,3 +25,8 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
             return False
 
     return await to_thread.run_sync(_verify)
+
+
+def random_password() -> str:
+    """A password an administrator hands out once (96 random bits, 16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.auth.models import EmailVerification, LoginSession, RefreshToken, Role, User
-from vidivo.auth.passwords import hash_password, verify_password
+from vidivo.auth.passwords import hash_password, random_password, verify_password
 from vidivo.auth.tokens import InvalidToken, TokenAuthority, hash_opaque_token, new_opaque_token
 from vidivo.core.clock import Clock
 from vidivo.core.config import Settings
@@ -44,6 +44,7 @@ class AccountSuspended(ApiError):
 
 
 SUSPENDED = "suspended"  # the revoked reason of a suspended account's logins
+PASSWORD_RESET = "password_reset"  # noqa: S105 (the revoked reason of logins ended by a reset)
 
 
 @dataclass(frozen=True)
@@ -338,13 +339,29 @@ async def suspend_account(db: AsyncSession, clock: Clock, user_id: str) -> bool:
     now = clock.now()
     if newly:
         user.suspended_at = utc_now_seconds(now)
+    await _end_all_logins(db, user_id, now, SUSPENDED)
+    return newly
+
+
+async def reset_password(db: AsyncSession, clock: Clock, email: str) -> str:
+    """Give the account a new random password and end all its logins (whoever held the old
+    password or a token of it is out). The new password, to be shown once: only its hash is
+    kept."""
+    user = await get_user_by_email_or_404(db, email)
+    password = random_password()
+    user.password_hash = await hash_password(password)
+    await _end_all_logins(db, user.id, clock.now(), PASSWORD_RESET)
+    return password
+
+
+async def _end_all_logins(db: AsyncSession, user_id: str, now: datetime, reason: str) -> None:
+    """Revoke every open login of the account: its access and refresh tokens stop working."""
     await db.execute(
         update(LoginSession)
         .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=SUSPENDED)
+        .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
-    return newly
 
 
 async def get_user_by_email_or_404(db: AsyncSession, email: str) -> User:
