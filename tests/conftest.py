@@ -28,6 +28,28 @@ load_all_models()
 START = datetime(2026, 3, 15, 10, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 
+# `pytest -m quick`: the tests that need neither the machine's PostgreSQL and Redis nor
+# minutes of their own. Left out: the multi-process tests that use those services, and the
+# long runs (crash and fault injection, fuzzing, soak).
+NEEDS_SERVICES_OR_MINUTES = (
+    "tests/scale/",
+    "tests/soak/",
+    "tests/faults/",
+    "tests/contract/",
+    "tests/sessions/test_crash_soak.py",
+    "tests/sessions/test_crash_safety.py",
+)
+_TESTS_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve().relative_to(_TESTS_ROOT).as_posix()
+        if not path.startswith(NEEDS_SERVICES_OR_MINUTES) and not item.get_closest_marker(
+            "browser"
+        ):
+            item.add_marker(pytest.mark.quick)
+
 
 def _recreate_postgres_database(url: str) -> None:
     """Drop and create the test database; fail loudly if PostgreSQL does not answer."""
