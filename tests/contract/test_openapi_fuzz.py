@@ -21,6 +21,8 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_schema_conformance",
         "negative_data_rejection",
+        # An operation declaring a required token refuses requests without one or with a bad one.
+        "ignored_auth",
     ]
 )
 

@@ -3,7 +3,7 @@ composition root built them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -45,6 +45,10 @@ async def optional_principal(
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+# FastAPI documents every bearer dependency as required. An operation that takes
+# `OptionalPrincipal` passes this as `openapi_extra`: FastAPI appends it to the bearer
+# requirement, and OpenAPI's empty requirement object says "or no token at all".
+TOKEN_OPTIONAL: dict[str, Any] = {"security": [{}]}
 
 
 async def require_principal(principal: OptionalPrincipal) -> Principal:

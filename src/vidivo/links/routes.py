@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from vidivo.auth.deps import CurrentHost, OptionalPrincipal
+from vidivo.auth.deps import TOKEN_OPTIONAL, CurrentHost, OptionalPrincipal
 from vidivo.auth.service import Principal
 from vidivo.core.deps import (
     AppClock,
@@ -152,6 +152,7 @@ async def list_links(
     response_model=LinkLookupResponse,
     responses=error_responses(401, 404, 410, 429),
     summary="Open a call link: public details, or everything for its owner",
+    openapi_extra=TOKEN_OPTIONAL,
 )
 async def get_link(
     short_code: str,
