@@ -33,7 +33,7 @@ from vidivo.core.db import create_engine, create_session_factory
 from vidivo.core.deps import DbEngine, Provided
 from vidivo.core.errors import ServiceUnavailable, install_error_handlers
 from vidivo.core.hub import Hub, LocalHub, RedisHub
-from vidivo.core.metrics import HttpMetrics, metrics_endpoint, metrics_server
+from vidivo.core.metrics import HttpMetrics, metrics_endpoint, metrics_server, serving
 from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
 from vidivo.core.ratelimit import RateLimiter
@@ -186,16 +186,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         worker = None
         if settings.worker and not settings.test_clock:
             worker = asyncio.create_task(context.worker.run_forever())
-        metrics = None
-        if settings.metrics == MetricsMode.LISTEN:
-            metrics = metrics_server(
-                settings.metrics_host, settings.metrics_port, None, before_scrape
+        private_metrics = (
+            serving(
+                metrics_server(settings.metrics_host, settings.metrics_port, None, before_scrape)
             )
-            metrics_serving = asyncio.create_task(metrics.serve())
-        yield
-        if metrics is not None:
-            metrics.should_exit = True
-            await metrics_serving
+            if settings.metrics == MetricsMode.LISTEN
+            else contextlib.nullcontext()
+        )
+        async with private_metrics:
+            yield
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

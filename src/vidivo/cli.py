@@ -22,7 +22,7 @@ from vidivo.calls.suspension import Suspension, suspend_host
 from vidivo.core.config import MetricsMode, PaymentsMode, Settings
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import RedactSecrets, server_logging_config
-from vidivo.core.metrics import metrics_server
+from vidivo.core.metrics import listening_socket, metrics_server
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 
@@ -254,8 +254,13 @@ async def _work_with_metrics(work: Coroutine[Any, Any, None], settings: Settings
     server stops on SIGINT/SIGTERM, and the work with it."""
     token = settings.metrics_token if settings.metrics == MetricsMode.TOKEN else None
     server = metrics_server(settings.metrics_host, settings.metrics_port, token)
+    try:
+        sock = listening_socket(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        work.close()
+        _fail(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}")
     working = asyncio.create_task(work)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     await asyncio.wait([working, serving], return_when=asyncio.FIRST_COMPLETED)
     working.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -9,9 +9,12 @@ private address (`listen`, and always so for `vidivo worker`).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
@@ -116,3 +119,22 @@ def metrics_server(
         app, host=host, port=port, lifespan="off", access_log=False, log_config=None
     )
     return uvicorn.Server(config)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bound here, not by uvicorn: a port in use is an `OSError` the caller reports, where
+    uvicorn would exit the whole process from inside its task."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+@asynccontextmanager
+async def serving(server: uvicorn.Server) -> AsyncIterator[None]:
+    """`server` answers inside the block and has stopped when it ends."""
+    sock = listening_socket(server.config.host, server.config.port)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
