@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -19,9 +19,10 @@ from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
 from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
-from vidivo.core.config import PaymentsMode, Settings
+from vidivo.core.config import MetricsMode, PaymentsMode, Settings
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import RedactSecrets, server_logging_config
+from vidivo.core.metrics import listening_socket, metrics_server
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 
@@ -239,10 +240,33 @@ def worker(
     )
 
     async def work(context: AppContext) -> None:
-        await context.worker.run_forever(interval)
+        if settings.metrics == MetricsMode.OFF:
+            await context.worker.run_forever(interval)
+            return
+        await _work_with_metrics(context.worker.run_forever(interval), settings)
 
     with contextlib.suppress(KeyboardInterrupt):
         _with_context(work)
+
+
+async def _work_with_metrics(work: Coroutine[Any, Any, None], settings: Settings) -> None:
+    """`work` beside the worker's own metrics server (a worker has no other port); the
+    server stops on SIGINT/SIGTERM, and the work with it."""
+    token = settings.metrics_token if settings.metrics == MetricsMode.TOKEN else None
+    server = metrics_server(settings.metrics_host, settings.metrics_port, token)
+    try:
+        sock = listening_socket(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        work.close()
+        _fail(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}")
+    working = asyncio.create_task(work)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    await asyncio.wait([working, serving], return_when=asyncio.FIRST_COMPLETED)
+    working.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await working
+    server.should_exit = True
+    await serving
 
 
 @billing.command("audit")

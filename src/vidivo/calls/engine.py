@@ -12,6 +12,7 @@ What each window holds and captures, and the fee, come from the call's own terms
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from vidivo.calls import repository, windows
+from vidivo.calls import metrics, repository, windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
 from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
 from vidivo.calls.models import (
@@ -66,6 +67,8 @@ class ProviderStep:
     action: ProviderAction
     attempt: int
     idempotency_key: str
+    # A renewal's hold: when it fell due (the metrics measure how late it was placed).
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -283,12 +286,15 @@ class BillingEngine:
         minutes = terms.next_window_minutes(covered_minutes=covered)
         if minutes == 0:
             return None  # the spending cap is reached
-        if reachable_ms(session, now) < covered * MS_PER_MINUTE - terms.renewal_lead_ms():
+        due_ms = covered * MS_PER_MINUTE - terms.renewal_lead_ms()
+        reachable = reachable_ms(session, now)
+        if reachable < due_ms:
             return None
         window = windows.next_window(last, minutes, now)
         db.add(window)
         billing_windows.append(window)
-        return self._start(session, window, ProviderAction.HOLD, terms.cents_for(minutes), now)
+        step = self._start(session, window, ProviderAction.HOLD, terms.cents_for(minutes), now)
+        return dataclasses.replace(step, due_at=now - timedelta(milliseconds=reachable - due_ms))
 
     @staticmethod
     def _start(
@@ -399,6 +405,10 @@ class BillingEngine:
                 )
         except PaymentError as error:
             outcome = error
+        metrics.count_provider_call(step.action, outcome)
+        if step.due_at is not None and metrics.outcome_of(outcome) == "succeeded":
+            late = self._clock.now() - step.due_at
+            metrics.HOLD_LATENESS_SECONDS.observe(max(late.total_seconds(), 0.0))
         await self._record(step, outcome)
 
     async def _record(self, step: ProviderStep, outcome: Hold | PaymentError) -> None:
@@ -438,7 +448,9 @@ class BillingEngine:
                 self._clock.now(),
                 events,
             )
+            amounts = metrics.pending_amounts(db)
             await db.commit()
+        metrics.count_committed(amounts)
         await self._publish(step.session_id, events)
 
     async def _reconcile(self, hold_id: str, error: PaymentError) -> Hold | PaymentError:
@@ -446,9 +458,12 @@ class BillingEngine:
         the provider's own record of the hold settles what happened."""
         try:
             await self._pace.acquire()
-            return await self._provider.retrieve_hold(hold_id)
-        except PaymentError:
+            hold = await self._provider.retrieve_hold(hold_id)
+        except PaymentError as failure:
+            metrics.count_provider_call("retrieve", failure)
             return error
+        metrics.count_provider_call("retrieve", hold)
+        return hold
 
 
 def _step(session: CallSession, window: BillingWindow, action: ProviderAction) -> ProviderStep:

@@ -28,6 +28,8 @@ class CallSession(Base):
     __table_args__ = (
         Index("ix_call_sessions_host_id_id", "host_id", "id"),
         Index("ix_call_sessions_next_action_at", "next_action_at"),
+        # The open calls (few) counted by state for the metrics; ended ones are most rows.
+        Index("ix_call_sessions_state", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.calls.models import BillingWindow, CallSession
+from vidivo.calls.models import BillingWindow, CallSession, SessionState
 from vidivo.core.db import looks_like_id
 from vidivo.core.errors import NotFound
 
@@ -118,3 +118,16 @@ async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
 
 async def next_due_at(db: AsyncSession) -> datetime | None:
     return await db.scalar(select(func.min(CallSession.next_action_at)))
+
+
+async def open_calls_by_state(
+    db: AsyncSession, open_states: list[SessionState]
+) -> dict[SessionState, int]:
+    """One grouped count over the open states; the state index keeps the ended calls (nearly
+    every row) out of it."""
+    rows = await db.execute(
+        select(CallSession.state, func.count())
+        .where(CallSession.state.in_(open_states))
+        .group_by(CallSession.state)
+    )
+    return {SessionState(state): int(n) for state, n in rows}

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidivo.calls import repository
+from vidivo.calls import metrics, repository
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.refund_queue import RefundCarrier, carry_out_refunds, sessions_with_due_refunds
 from vidivo.core.clock import Clock
@@ -85,6 +85,7 @@ class BillingWorker:
             # provider, not on the CPU), within the concurrency limit and the engine's pace.
             await asyncio.gather(*(self._advance(session_id) for session_id in ids))
             seen.update(ids)
+        metrics.SESSIONS_DUE.set(len(seen))
         return len(seen) + await self.resume_refunds()
 
     async def resume_refunds(self) -> int:

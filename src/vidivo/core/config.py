@@ -22,6 +22,13 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class MetricsMode(StrEnum):
+    OFF = "off"
+    # `/metrics` on the API's port, for a bearer of VIDIVO_METRICS_TOKEN (a mode, not a secret)
+    TOKEN = "token"  # noqa: S105
+    LISTEN = "listen"  # `/metrics` only on VIDIVO_METRICS_HOST:VIDIVO_METRICS_PORT
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDIVO_", extra="ignore")
 
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
     platform_fee_percent: Decimal = Field(default=Decimal(10), ge=0, le=100)
     log_level: str = "INFO"
 
+    metrics: MetricsMode = MetricsMode.OFF
+    metrics_token: str | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
+
     @model_validator(mode="after")
     def _fill_paths(self) -> Self:
         if not self.database_url:
@@ -104,6 +116,8 @@ class Settings(BaseSettings):
                 "VIDIVO_PAYMENTS=stripe needs VIDIVO_STRIPE_SECRET_KEY and "
                 "VIDIVO_STRIPE_WEBHOOK_SECRET"
             )
+        if self.metrics == MetricsMode.TOKEN and len(self.metrics_token or "") < 16:
+            raise ValueError("VIDIVO_METRICS=token needs VIDIVO_METRICS_TOKEN (16+ characters)")
         if self.turn_urls and not self.turn_secret:
             raise ValueError("VIDIVO_TURN_URLS needs VIDIVO_TURN_SECRET")
         return self

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidivo.core.clock import Clock
 from vidivo.core.errors import ApiError, NotFound, error_response, unexpected_error
+from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.links import service
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
@@ -49,6 +50,7 @@ class PublicLinkFastPath:
         ):
             await self.app(scope, receive, send)
             return
+        scope[ROUTE_TEMPLATE_KEY] = "/v1/links/{short_code}"  # the route this layer stands in for
         client = scope.get("client")
         address = client[0] if client else "unknown"
         if refused := self.guard.refusal(address):

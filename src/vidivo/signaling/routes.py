@@ -28,6 +28,7 @@ from vidivo.core.db import new_id
 from vidivo.core.deps import AppClock, AppHub, AppSettings, DbSession, SessionFactory
 from vidivo.core.errors import ApiError
 from vidivo.core.hub import Hub
+from vidivo.core.metrics import OPEN_WEBSOCKETS
 from vidivo.core.schemas import error_responses
 from vidivo.signaling.ice import IceServers, ice_servers_for
 
@@ -137,6 +138,7 @@ async def signal(
     if event := _presence_event(before, session):
         await hub.publish(session_id, event.message())
     sender = asyncio.create_task(_forward_events(websocket, queue, role))
+    OPEN_WEBSOCKETS.labels("call").inc()
     try:
         await _receive_loop(websocket, hub, settings, session_id, role)
     except (WebSocketDisconnect, WebSocketDisconnected):
@@ -144,6 +146,7 @@ async def signal(
         # while this loop was answering a ping: either way the socket's life is over.
         pass
     finally:
+        OPEN_WEBSOCKETS.labels("call").dec()
         sender.cancel()
         await hub.unsubscribe(session_id, queue)
         before, session = await calls.disconnected(session_id, role)
@@ -223,6 +226,7 @@ async def host_events(
     channel = f"host:{caller.user.id}"
     queue = await hub.subscribe(channel)
     sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
+    OPEN_WEBSOCKETS.labels("host_events").inc()
     try:
         while True:
             raw = await asyncio.wait_for(
@@ -240,5 +244,6 @@ async def host_events(
         # while this loop was answering a ping: either way the socket's life is over.
         pass
     finally:
+        OPEN_WEBSOCKETS.labels("host_events").dec()
         sender.cancel()
         await hub.unsubscribe(channel, queue)
