@@ -143,3 +143,17 @@ async def test_a_renewal_the_bank_wants_authenticated_goes_through_the_in_call_c
     assert ended["billed"] == "20.00"  # 8 started minutes
     assert (await calls.charges(call))["totals"]["captured"] == "20.00"
     await clean_audit(context)
+
+
+async def test_the_challenge_page_sends_the_guest_back_only_to_this_site(calls):
+    call = await calls.started(card=ONCE)
+    page = call.started["authentication"]["next_action_url"].removeprefix("https://vidivo.test")
+    for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        shown = await calls.client.get(page, params={"return_to": elsewhere})
+        assert "evil.example" not in shown.text
+    answered = await calls.client.post(f"{page}/complete", params={"return_to": "//evil.example"})
+    assert answered.headers["location"] == "/"
+    # Answered once: the page says so, and a second answer changes nothing.
+    assert "no longer awaits authentication" in (await calls.client.get(page)).text
+    assert (await calls.client.post(f"{page}/fail")).status_code == 404
+    assert (await confirm(calls, call)).json()["session"]["state"] == "waiting_for_host"

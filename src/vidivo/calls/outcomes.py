@@ -117,12 +117,13 @@ def _record_hold(
         )
 
 
-NEEDS_THE_GUEST = {"authentication_required", "authentication_failed"}
+AUTH_FAILED = "authentication_failed"  # the guest was asked and the bank said no
+NEEDS_THE_GUEST = {"authentication_required", AUTH_FAILED}
 
 
 def _decline_code(window: BillingWindow, outcome: Hold | PaymentError) -> str:
     if window.state == WindowState.AUTHENTICATING:
-        return "authentication_failed"  # the guest was asked and the bank said no
+        return AUTH_FAILED
     if isinstance(outcome, CardDeclined):
         return outcome.decline_code
     if isinstance(outcome, AuthenticationRequired):

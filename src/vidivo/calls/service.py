@@ -22,7 +22,7 @@ from vidivo.calls.models import (
     SessionState,
     WindowState,
 )
-from vidivo.calls.outcomes import NEEDS_THE_GUEST
+from vidivo.calls.outcomes import AUTH_FAILED, NEEDS_THE_GUEST
 from vidivo.calls.repository import find_by_hold, load_session, windows_of
 from vidivo.calls.schemas import SessionStart
 from vidivo.calls.terms import MS_PER_MINUTE, CallTerms, SpendingCapTooLow
@@ -264,8 +264,8 @@ class CallService:
         async with self._factory() as db:
             session = await load_session(db, session_id)
             billing_windows = await windows_of(db, session_id)
-            if session.state == SessionState.DECLINED and session.end_reason in NEEDS_THE_GUEST:
-                raise _declined(session.end_reason)
+            if session.state == SessionState.DECLINED and session.end_reason == AUTH_FAILED:
+                raise _declined(AUTH_FAILED)
             first, last = billing_windows[0], billing_windows[-1]
         if session.state == SessionState.PENDING_PAYMENT:
             if first.state in IN_FLIGHT:
@@ -273,8 +273,8 @@ class CallService:
             return await self._after_first_hold(session_id, link_id, link_code, limited_uses)
         if last.state == WindowState.AUTHENTICATING:
             return session, await self._pending_authentication(last)
-        if last.state == WindowState.DECLINED and last.decline_code in NEEDS_THE_GUEST:
-            raise _declined(last.decline_code)
+        if last.state == WindowState.DECLINED and last.decline_code == AUTH_FAILED:
+            raise _declined(AUTH_FAILED)  # the guest may give a card again
         return session, None
 
     async def _fail_start(self, session_id: str, reason: str) -> None:
