@@ -157,3 +157,18 @@ async def test_the_challenge_page_sends_the_guest_back_only_to_this_site(calls):
     assert "no longer awaits authentication" in (await calls.client.get(page)).text
     assert (await calls.client.post(f"{page}/fail")).status_code == 404
     assert (await confirm(calls, call)).json()["session"]["state"] == "waiting_for_host"
+
+
+async def test_the_host_join_timeout_counts_from_the_authenticated_hold(calls, context):
+    call = await calls.started(card=ONCE)
+    await calls.advance(240)  # the guest takes 4 minutes with the bank
+    await answer_the_bank(calls, call, call.started["authentication"], "complete")
+    assert (await confirm(calls, call)).json()["session"]["state"] == "waiting_for_host"
+    await calls.advance(590)  # 14 min 50 s after the start, 9 min 50 s after the bank's yes
+    assert (await calls.session(call))["state"] == "waiting_for_host"
+    await calls.advance(20)
+    session = await calls.session(call)
+    assert (session["state"], session["end_reason"]) == ("expired", "host_no_show")
+    totals = (await calls.charges(call))["totals"]
+    assert (totals["held"], totals["captured"], totals["released"]) == ("12.50", "0.00", "12.50")
+    await clean_audit(context)
