@@ -80,6 +80,7 @@ TABLE = [
         call="decline"),
     row("POST", "/v1/sessions/{session}/payment-method", 401, 200, 404, 403, 403, 403, 403, 403,
         body={"payment_method_id": "pm_card_mastercard"}, call="card"),
+    row("POST", "/v1/sessions/{session}/payment/confirm", 401, 200, 404, 403, 403, 403, 403, 403),
     # The call's guest may end it too: that is the next row (None: not asked here).
     row("POST", "/v1/sessions/{session}/end",         401, None, 404, 404, 404, 403, 404, 200,
         call="end_by_host"),

@@ -28,6 +28,7 @@ from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
 from vidivo.calls.models import (
     FINAL_STATES,
     IN_FLIGHT,
+    UNSETTLED,
     BillingWindow,
     CallSession,
     SessionState,
@@ -163,8 +164,7 @@ class BillingEngine:
             customer_id=session.customer_id or "",
             payment_method_id=session.payment_method_id,
             destination_account_id=session.destination_account_id,
-            # Only the very first hold is made with the guest at the keyboard.
-            off_session=not (window.number == 1 and step.action == ProviderAction.HOLD),
+            off_session=not step.action.with_guest_present(window.number),
             description=f"Vidivo call {session.id}, window {window.number}",
             metadata={
                 "session_id": session.id,
@@ -214,7 +214,10 @@ class BillingEngine:
         t = self.timings
         if session.state == SessionState.PENDING_PAYMENT:
             if now >= session.created_at + t.abandoned_start:
-                begin_ending(session, now, "start_abandoned")
+                asked = billing_windows[0].state == WindowState.AUTHENTICATING
+                begin_ending(
+                    session, now, "authentication_abandoned" if asked else "start_abandoned"
+                )
         elif session.state == SessionState.WAITING_FOR_HOST:
             if session.waiting_deadline is not None and now >= session.waiting_deadline:
                 begin_ending(session, now, "host_no_show")
@@ -258,6 +261,9 @@ class BillingEngine:
         if session.state == SessionState.ENDING:
             terms = CallTerms.of(session)
             for window in billing_windows:
+                if window.state == WindowState.AUTHENTICATING:
+                    # Never authorized: the waiting hold is cancelled, nothing is charged.
+                    return self._start(session, window, ProviderAction.CANCEL, 0, now)
                 if window.state != WindowState.HELD:
                     continue
                 captured = terms.capture_cents(
@@ -279,8 +285,8 @@ class BillingEngine:
         now: datetime,
     ) -> ProviderStep | None:
         last = billing_windows[-1]
-        if last.state == WindowState.DECLINED:
-            return None  # the guest was warned; a new card restarts the attempt
+        if last.state in (WindowState.DECLINED, WindowState.AUTHENTICATING):
+            return None  # the guest was warned, or is authenticating: the guest moves next
         terms = CallTerms.of(session)
         covered = coverage_minutes(session, billing_windows)
         minutes = terms.next_window_minutes(covered_minutes=covered)
@@ -315,7 +321,7 @@ class BillingEngine:
         now: datetime,
         events: list[CallEvent],
     ) -> None:
-        if any(w.state in IN_FLIGHT or w.state == WindowState.HELD for w in billing_windows):
+        if any(w.state in IN_FLIGHT or w.state in UNSETTLED for w in billing_windows):
             return
         if session.went_live_at is not None:
             session.state = SessionState.ENDED
@@ -432,7 +438,7 @@ class BillingEngine:
                 step.action,
                 step.attempt,
             )
-            if recorded or window.state not in IN_FLIGHT:
+            if recorded or window.state not in IN_FLIGHT | {WindowState.AUTHENTICATING}:
                 return  # recorded already (a concurrent worker, or a replay)
             reconciled = outcome
             if isinstance(outcome, InvalidPaymentRequest) and window.provider_hold_id:
@@ -452,6 +458,25 @@ class BillingEngine:
             await db.commit()
         metrics.count_committed(amounts)
         await self._publish(step.session_id, events)
+
+    async def check_authentication(self, session_id: str) -> None:
+        """The guest says the bank's challenge is done: the provider's record of the waiting
+        hold settles it (authorized, refused, or still waiting). A provider failure is raised
+        to the guest, who may ask again; nothing is recorded then."""
+        async with self._factory() as db:
+            session = await db.get_one(CallSession, session_id, populate_existing=True)
+            billing_windows = await repository.windows_of(db, session_id)
+            waiting = [w for w in billing_windows if w.state == WindowState.AUTHENTICATING]
+            if not waiting:
+                return
+            window = waiting[0]
+            assert window.pending_action is not None and window.provider_hold_id is not None
+            step = _step(session, window, ProviderAction(window.pending_action))
+            hold_id = window.provider_hold_id
+        await self._pace.acquire()
+        hold = await self._provider.retrieve_hold(hold_id)
+        await self._record(step, hold)
+        await self.advance(session_id)
 
     async def _reconcile(self, hold_id: str, error: PaymentError) -> Hold | PaymentError:
         """A capture or cancel the provider refuses may already be done (or the hold lapsed):

@@ -90,6 +90,9 @@ class CallSession(Base):
 class WindowState(StrEnum):
     PLANNED = "planned"
     AUTHORIZING = "authorizing"  # hold requested: the provider call may or may not have run
+    # The provider made the hold but the card's bank asks the guest to authenticate it
+    # (3-D Secure) first: nothing is held yet, the hold is settled by the guest's answer.
+    AUTHENTICATING = "authenticating"
     HELD = "held"
     CAPTURING = "capturing"
     CAPTURED = "captured"
@@ -99,6 +102,8 @@ class WindowState(StrEnum):
 
 
 IN_FLIGHT = {WindowState.AUTHORIZING, WindowState.CAPTURING, WindowState.CANCELLING}
+# Windows the call's end must still settle with the provider (capture or cancel).
+UNSETTLED = {WindowState.HELD, WindowState.AUTHENTICATING}
 COVERING = {WindowState.HELD, WindowState.CAPTURING, WindowState.CAPTURED}
 
 

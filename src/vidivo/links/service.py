@@ -248,6 +248,13 @@ async def consume_use(db: AsyncSession, link_id: str, now: datetime) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def code_and_limit(db: AsyncSession, link_id: str) -> tuple[str, bool]:
+    """The link's short code, and whether its uses are limited (its public view then
+    changes as they run out)."""
+    row = (await db.execute(select(Link.short_code, Link.max_uses).where(Link.id == link_id))).one()
+    return row.short_code, row.max_uses is not None
+
+
 async def give_back_use(db: AsyncSession, link_id: str) -> str | None:
     """A call that never happened (declined, host no-show) does not count against the link.
     The link's short code (its public view may have changed)."""

@@ -94,12 +94,17 @@ class _WaitForRateLimit(wait_base):
 def _hold(intent: Any) -> Hold:
     data = intent.to_dict()
     status = _STATUS.get(str(data.get("status")), HoldStatus.FAILED)
+    asks = status == HoldStatus.REQUIRES_ACTION
+    redirect = ((data.get("next_action") or {}).get("redirect_to_url") or {}).get("url")
     return Hold(
         id=str(data["id"]),
         status=status,
         amount_cents=int(data["amount"]),
         amount_captured_cents=int(data.get("amount_received") or 0),
         application_fee_cents=int(data.get("application_fee_amount") or 0),
+        # For the guest's browser only: Stripe.js finishes 3-D Secure with it.
+        client_secret=str(data["client_secret"]) if asks and data.get("client_secret") else None,
+        next_action_url=str(redirect) if asks and redirect else None,
     )
 
 
@@ -229,8 +234,10 @@ class StripeProvider:
             )
         )
         hold = _hold(intent)
-        if hold.status == HoldStatus.REQUIRES_ACTION:
+        if hold.status == HoldStatus.REQUIRES_ACTION and request.off_session:
             raise AuthenticationRequired("This card needs authentication, which a hold cannot do.")
+        if hold.status == HoldStatus.REQUIRES_ACTION:
+            return hold  # on-session: the guest authenticates with Stripe.js, then we look again
         if hold.status != HoldStatus.REQUIRES_CAPTURE:
             raise CardDeclined("Your card was declined.", decline_code="generic_decline")
         return hold

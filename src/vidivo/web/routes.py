@@ -20,7 +20,7 @@ from vidivo.core.schemas import format_timestamp
 from vidivo.links import service as links
 from vidivo.links.deps import LinkLookups
 from vidivo.payments.deps import Payments
-from vidivo.payments.provider import InvalidPaymentRequest, PaymentProvider
+from vidivo.payments.provider import HoldStatus, InvalidPaymentRequest, PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts import service as payouts
 
@@ -142,7 +142,7 @@ async def call_view(request: Request, session_id: str, settings: AppSettings) ->
 
 def _simulated(provider: PaymentProvider) -> SimulatedProvider:
     if not isinstance(provider, SimulatedProvider):
-        raise NotFound("Simulated onboarding exists only with simulated payments.")
+        raise NotFound("This page exists only with simulated payments.")
     return provider
 
 
@@ -172,6 +172,49 @@ async def complete_simulated_onboarding(
     # What Stripe's `account.updated` webhook does for a real account.
     await payouts.refresh_by_account_id(db, provider, clock, account_id)
     return RedirectResponse("/payouts/onboarding/return", status_code=303)
+
+
+def _local_path(return_to: str | None) -> str:
+    """Where to send the guest back: a path on this site only (never an open redirect)."""
+    if return_to and return_to.startswith("/") and not return_to.startswith(("//", "/\\")):
+        return return_to
+    return "/"
+
+
+@router.get("/simulated/3ds/{hold_id}", response_class=HTMLResponse)
+async def simulated_challenge(
+    request: Request, hold_id: str, payments: Payments, return_to: str | None = None
+) -> HTMLResponse:
+    """The card's bank asking the cardholder to authenticate (3-D Secure), played locally."""
+    provider = _simulated(payments)
+    try:
+        hold = await provider.retrieve_hold(hold_id)
+    except InvalidPaymentRequest as exc:
+        raise NotFound("No such payment.") from exc
+    return templates.TemplateResponse(
+        request,
+        "simulated_challenge.html",
+        {
+            "hold_id": hold_id,
+            "amount": format_cents(hold.amount_cents),
+            "waiting": hold.status == HoldStatus.REQUIRES_ACTION,
+            "return_to": _local_path(return_to),
+        },
+    )
+
+
+@router.post("/simulated/3ds/{hold_id}/{answer}")
+async def answer_simulated_challenge(
+    hold_id: str, answer: str, payments: Payments, return_to: str | None = None
+) -> RedirectResponse:
+    provider = _simulated(payments)
+    if answer not in ("complete", "fail"):
+        raise NotFound("No such answer.")
+    try:
+        await provider.complete_authentication(hold_id, succeeded=answer == "complete")
+    except InvalidPaymentRequest as exc:
+        raise NotFound("No payment awaits authentication here.") from exc
+    return RedirectResponse(_local_path(return_to), status_code=303)
 
 
 @router.get("/payouts/onboarding/return", response_class=HTMLResponse)
