@@ -22,6 +22,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object a line, for log collectors
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDIVO_", extra="ignore")
 
@@ -85,6 +90,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     platform_fee_percent: Decimal = Field(default=Decimal(10), ge=0, le=100)
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Self:
