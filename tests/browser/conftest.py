@@ -93,8 +93,10 @@ class App:
 
     def last_verification_token(self) -> str:
         """From the newest mail in the development mailbox (the log never shows tokens)."""
-        mails = sorted((self.data_dir / "mail").glob("*.eml"))
-        assert mails, "no verification email in the development mailbox"
+        deadline = time.monotonic() + 5  # the mail is written just after the sign-up answers
+        while not (mails := sorted((self.data_dir / "mail").glob("*.eml"))):
+            assert time.monotonic() < deadline, "no verification email in the development mailbox"
+            time.sleep(0.1)
         lines = [x for x in mails[-1].read_text().splitlines() if "Verification token: " in x]
         assert lines, f"no verification token in {mails[-1]}"
         return lines[-1].split("Verification token: ", 1)[1].strip()
