@@ -37,6 +37,7 @@ from vidivo.core.metrics import HttpMetrics, metrics_endpoint, metrics_server, s
 from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
 from vidivo.core.ratelimit import RateLimiter
+from vidivo.core.request_ids import RequestIds
 from vidivo.core.schemas import error_responses
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
@@ -248,6 +249,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpMetrics)  # outermost: times every answer, the fast path's too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Around Starlette's own error middleware too, so an unexpected 500 carries the id.
+    inner_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestIds(inner_stack())  # type: ignore[method-assign]
     return app
 
 

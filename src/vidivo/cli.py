@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -21,7 +20,7 @@ from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
 from vidivo.core.config import MetricsMode, PaymentsMode, Settings
 from vidivo.core.errors import ApiError
-from vidivo.core.logs import RedactSecrets, server_logging_config
+from vidivo.core.logs import configure_logging
 from vidivo.core.metrics import listening_socket, metrics_server
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
@@ -103,12 +102,7 @@ def serve(
 ) -> None:
     """Migrate the database, then serve the API (and, on the embedded default, everything)."""
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
+    log_config = configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
     demo_password = _with_context(_create_demo_host_if_empty)
@@ -125,7 +119,7 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
-        log_config=server_logging_config(),
+        log_config=log_config,
     )
 
 
@@ -235,9 +229,7 @@ def worker(
 ) -> None:
     """Run a billing worker: advances due windows; run as many as you like side by side."""
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
 
     async def work(context: AppContext) -> None:
         if settings.metrics == MetricsMode.OFF:

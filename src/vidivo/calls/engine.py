@@ -39,6 +39,7 @@ from vidivo.calls.terms import MS_PER_MINUTE, CallTerms
 from vidivo.calls.timeline import begin_ending, billed_ms, coverage_minutes, reachable_ms
 from vidivo.core.clock import Clock
 from vidivo.core.hub import Hub
+from vidivo.core.logs import logged_call_session
 from vidivo.links import service as links
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.payments.provider import (
@@ -109,6 +110,10 @@ class BillingEngine:
 
     async def advance(self, session_id: str) -> None:
         """Do everything now due for the session: transitions, then provider steps."""
+        with logged_call_session(session_id):
+            await self._advance(session_id)
+
+    async def _advance(self, session_id: str) -> None:
         for _ in range(MAX_STEPS_PER_ADVANCE):
             try:
                 call, events = await self._plan(session_id)
@@ -415,6 +420,7 @@ class BillingEngine:
         if step.due_at is not None and metrics.outcome_of(outcome) == "succeeded":
             late = self._clock.now() - step.due_at
             metrics.HOLD_LATENESS_SECONDS.observe(max(late.total_seconds(), 0.0))
+        log.info("provider step %s: %s", step.idempotency_key, _outcome_text(outcome))
         await self._record(step, outcome)
 
     async def _record(self, step: ProviderStep, outcome: Hold | PaymentError) -> None:
@@ -500,3 +506,9 @@ def _step(session: CallSession, window: BillingWindow, action: ProviderAction) -
         attempt,
         idempotency_key(session.id, window.number, action, attempt),
     )
+
+
+def _outcome_text(outcome: Hold | PaymentError) -> str:
+    if isinstance(outcome, Hold):
+        return f"hold {outcome.id} {outcome.status}"
+    return f"{type(outcome).__name__}: {outcome.message}"

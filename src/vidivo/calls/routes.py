@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, status
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.service import GuestPrincipal
 from vidivo.calls import repository, service, views
-from vidivo.calls.deps import Billing, Calls
+from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.schemas import (
     Charges,
@@ -23,7 +23,7 @@ from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], dependencies=[LoggedCallSession])
 
 
 async def _respond(clock: AppClock, db: DbSession, session: CallSession) -> SessionResponse:

@@ -29,6 +29,11 @@ class MetricsMode(StrEnum):
     LISTEN = "listen"  # `/metrics` only on VIDIVO_METRICS_HOST:VIDIVO_METRICS_PORT
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object a line, for log collectors
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDIVO_", extra="ignore")
 
@@ -92,6 +97,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     platform_fee_percent: Decimal = Field(default=Decimal(10), ge=0, le=100)
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
 
     metrics: MetricsMode = MetricsMode.OFF
     metrics_token: str | None = None

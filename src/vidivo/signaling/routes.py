@@ -20,7 +20,7 @@ from vidivo.auth.deps import Caller, Tokens
 from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.auth.tokens import TokenAuthority
 from vidivo.calls import service as sessions
-from vidivo.calls.deps import Billing, Calls
+from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.events import CallEvent, Paused, PeerJoined, PeerLeft, Resumed, WentLive
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState
 from vidivo.core.config import Settings
@@ -33,7 +33,7 @@ from vidivo.core.schemas import error_responses
 from vidivo.signaling.ice import IceServers, ice_servers_for
 
 log = logging.getLogger("vidivo.signaling")
-router = APIRouter()
+router = APIRouter(dependencies=[LoggedCallSession])
 
 MAX_MESSAGE_BYTES = 64 * 1024
 RELAYED_TYPES = {"offer", "answer", "ice", "hangup"}
