@@ -27,13 +27,14 @@ from vidivo.calls.routes import router as sessions_router
 from vidivo.calls.service import CallService
 from vidivo.calls.worker import BillingWorker
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
-from vidivo.core.config import Settings
+from vidivo.core.config import Environment, Settings
 from vidivo.core.db import create_engine, create_session_factory
 from vidivo.core.deps import DbEngine, Provided
 from vidivo.core.errors import ServiceUnavailable, install_error_handlers
 from vidivo.core.hub import Hub, LocalHub, RedisHub
 from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
+from vidivo.core.public_url import RedirectsToPublicBase
 from vidivo.core.ratelimit import RateLimiter
 from vidivo.core.schemas import error_responses
 from vidivo.links.fast_path import PublicLinkFastPath
@@ -231,7 +232,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Provider events (an account's full requirements…) can outgrow API bodies.
         larger_under={"/v1/webhooks/": 1024 * 1024},
     )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        SecurityHeaders, strict_transport=settings.environment == Environment.PRODUCTION
+    )
+    app.add_middleware(RedirectsToPublicBase, base_url=settings.public_base_url)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
