@@ -26,6 +26,7 @@ from vidivo.calls.money_routes import router as billing_router
 from vidivo.calls.routes import router as sessions_router
 from vidivo.calls.service import CallService
 from vidivo.calls.worker import BillingWorker
+from vidivo.core.client_address import TrustedProxyClients
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
 from vidivo.core.config import Environment, Settings
 from vidivo.core.db import create_engine, create_session_factory
@@ -236,6 +237,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SecurityHeaders, strict_transport=settings.environment == Environment.PRODUCTION
     )
     app.add_middleware(RedirectsToPublicBase, base_url=settings.public_base_url)
+    # Outermost: who the client is is settled before anything counts or logs it.
+    app.add_middleware(TrustedProxyClients, trusted_proxies=settings.trusted_proxies)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

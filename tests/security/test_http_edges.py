@@ -41,7 +41,9 @@ async def test_camera_and_microphone_are_allowed_to_this_origin_only(client):
 
 
 async def test_production_answers_tell_browsers_to_keep_to_https(settings, clock):
-    app = create_app(settings.model_copy(update={"environment": Environment.PRODUCTION}), clock=clock)
+    app = create_app(
+        settings.model_copy(update={"environment": Environment.PRODUCTION}), clock=clock
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         for path in ("/healthz", "/app", "/v1/links/nosuchcode"):

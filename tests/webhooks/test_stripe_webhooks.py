@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest

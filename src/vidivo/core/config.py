@@ -11,6 +11,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vidivo.core.client_address import parse_networks
+
 
 class PaymentsMode(StrEnum):
     SIMULATED = "simulated"
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1)
     signups_per_hour: int = Field(default=20, ge=1)
     link_misses_per_minute: int = Field(default=30, ge=1)
+    # Comma-separated IPs/CIDRs of our reverse proxies; only they may say who the client is.
+    trusted_proxies: str = ""
 
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
@@ -104,6 +108,7 @@ class Settings(BaseSettings):
                 "VIDIVO_PAYMENTS=stripe needs VIDIVO_STRIPE_SECRET_KEY and "
                 "VIDIVO_STRIPE_WEBHOOK_SECRET"
             )
+        parse_networks(self.trusted_proxies)  # a typo fails at start, not as a silent no-op
         if self.turn_urls and not self.turn_secret:
             raise ValueError("VIDIVO_TURN_URLS needs VIDIVO_TURN_SECRET")
         return self
