@@ -49,8 +49,13 @@ class Settings(BaseSettings):
     mail_from: str = "Vidivo <no-reply@vidivo.local>"
 
     login_attempts_per_minute: int = Field(default=10, ge=1)
-    login_failures_per_email: int = Field(default=5, ge=1)
-    login_failure_window_seconds: int = Field(default=900, ge=1)
+    # Failed logins: per (account, address) a doubling wait; per account a ceiling that
+    # leaves every address one free failure (see auth.service.LoginThrottle).
+    login_failures_before_backoff: int = Field(default=5, ge=1)
+    login_backoff_base_seconds: int = Field(default=30, ge=1)
+    login_backoff_max_seconds: int = Field(default=3600, ge=1)
+    login_failures_per_email: int = Field(default=50, ge=1)
+    login_failure_window_seconds: int = Field(default=3600, ge=1)
     signups_per_hour: int = Field(default=20, ge=1)
     link_misses_per_minute: int = Field(default=30, ge=1)
     # Comma-separated IPs/CIDRs of our reverse proxies; only they may say who the client is.
