@@ -27,8 +27,9 @@ from vidivo.calls.money_routes import router as billing_router
 from vidivo.calls.routes import router as sessions_router
 from vidivo.calls.service import CallService
 from vidivo.calls.worker import BillingWorker
+from vidivo.core.client_address import TrustedProxyClients
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
-from vidivo.core.config import MetricsMode, Settings
+from vidivo.core.config import Environment, MetricsMode, Settings
 from vidivo.core.db import create_engine, create_session_factory
 from vidivo.core.deps import DbEngine, Provided
 from vidivo.core.errors import ServiceUnavailable, install_error_handlers
@@ -36,6 +37,7 @@ from vidivo.core.hub import Hub, LocalHub, RedisHub
 from vidivo.core.metrics import HttpMetrics, metrics_endpoint, metrics_server, serving
 from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
+from vidivo.core.public_url import RedirectsToPublicBase
 from vidivo.core.ratelimit import RateLimiter
 from vidivo.core.request_ids import RequestIds
 from vidivo.core.schemas import error_responses
@@ -246,8 +248,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Provider events (an account's full requirements…) can outgrow API bodies.
         larger_under={"/v1/webhooks/": 1024 * 1024},
     )
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(HttpMetrics)  # outermost: times every answer, the fast path's too
+    app.add_middleware(
+        SecurityHeaders, strict_transport=settings.environment == Environment.PRODUCTION
+    )
+    app.add_middleware(RedirectsToPublicBase, base_url=settings.public_base_url)
+    app.add_middleware(HttpMetrics)  # times every answer, the fast path's too
+    # Outermost: who the client is is settled before anything counts or logs it.
+    app.add_middleware(TrustedProxyClients, trusted_proxies=settings.trusted_proxies)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Around Starlette's own error middleware too, so an unexpected 500 carries the id.
     inner_stack = app.build_middleware_stack

@@ -120,6 +120,10 @@ def serve(
         port=port,
         log_level=settings.log_level.lower(),
         log_config=log_config,
+        # Software and version are nobody's business; forwarded headers are trusted by the
+        # app itself, only from VIDIVO_TRUSTED_PROXIES (uvicorn would trust any local peer).
+        server_header=False,
+        proxy_headers=False,
     )
 
 

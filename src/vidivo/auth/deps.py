@@ -12,6 +12,7 @@ from vidivo.auth import service
 from vidivo.auth.models import Role
 from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.auth.tokens import KeyRing, TokenAuthority
+from vidivo.core.client_address import client_address
 from vidivo.core.deps import DbSession, provided
 from vidivo.core.errors import Forbidden, Unauthorized
 from vidivo.mail.service import Mailer
@@ -90,4 +91,4 @@ Caller = Annotated[Principal | GuestPrincipal, Depends(require_caller)]
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request.scope)

@@ -22,6 +22,7 @@ from vidivo.core.deps import AppClock, Cursors, DbSession
 from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
+from vidivo.links.deps import KnownShortCode
 
 router = APIRouter(tags=["sessions"], dependencies=[LoggedCallSession])
 
@@ -39,7 +40,7 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
     "/v1/links/{short_code}/sessions",
     status_code=status.HTTP_201_CREATED,
     responses={
-        **error_responses(402, 404, 409, 410, 502),
+        **error_responses(402, 404, 409, 410, 429, 502),
         **links_to(
             201,
             GetSession=("get_session", STARTED_SESSION),
@@ -57,7 +58,7 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
     summary="Start a call: hold the first window on the guest's card",
 )
 async def start_session(
-    short_code: str, body: SessionStart, calls: Calls, clock: AppClock, db: DbSession
+    short_code: KnownShortCode, body: SessionStart, calls: Calls, clock: AppClock, db: DbSession
 ) -> SessionStarted:
     started = await calls.start(short_code, body)
     billing_windows = await repository.windows_of(db, started.session.id)

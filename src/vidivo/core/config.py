@@ -11,6 +11,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vidivo.core.client_address import parse_networks
+
 
 class PaymentsMode(StrEnum):
     SIMULATED = "simulated"
@@ -59,10 +61,17 @@ class Settings(BaseSettings):
     mail_from: str = "Vidivo <no-reply@vidivo.local>"
 
     login_attempts_per_minute: int = Field(default=10, ge=1)
-    login_failures_per_email: int = Field(default=5, ge=1)
-    login_failure_window_seconds: int = Field(default=900, ge=1)
+    # Failed logins: per (account, address) a doubling wait; per account a ceiling that
+    # leaves every address one free failure (see auth.service.LoginThrottle).
+    login_failures_before_backoff: int = Field(default=5, ge=1)
+    login_backoff_base_seconds: int = Field(default=30, ge=1)
+    login_backoff_max_seconds: int = Field(default=3600, ge=1)
+    login_failures_per_email: int = Field(default=50, ge=1)
+    login_failure_window_seconds: int = Field(default=3600, ge=1)
     signups_per_hour: int = Field(default=20, ge=1)
     link_misses_per_minute: int = Field(default=30, ge=1)
+    # Comma-separated IPs/CIDRs of our reverse proxies; only they may say who the client is.
+    trusted_proxies: str = ""
 
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
@@ -124,6 +133,7 @@ class Settings(BaseSettings):
             )
         if self.metrics == MetricsMode.TOKEN and len(self.metrics_token or "") < 16:
             raise ValueError("VIDIVO_METRICS=token needs VIDIVO_METRICS_TOKEN (16+ characters)")
+        parse_networks(self.trusted_proxies)  # a typo fails at start, not as a silent no-op
         if self.turn_urls and not self.turn_secret:
             raise ValueError("VIDIVO_TURN_URLS needs VIDIVO_TURN_SECRET")
         return self

@@ -159,24 +159,8 @@ async def signal(
 async def _receive_loop(
     websocket: WebSocket, hub: Hub, settings: Settings, session_id: str, role: str
 ) -> None:
-    budget = RateLimitItemPerSecond(settings.signal_messages_per_second)
-    socket_key = new_id()
-    while True:
-        try:
-            # Clients ping every few seconds; silence this long means the peer is gone.
-            raw = await asyncio.wait_for(
-                websocket.receive_text(), timeout=settings.signal_idle_timeout_seconds
-            )
-        except TimeoutError:
-            await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
-            return
-        if not await _message_limiter.hit(budget, socket_key):
-            await websocket.close(code=CLOSE_TOO_MANY, reason="too many messages")
-            return
-        message = _parse(raw)
-        if message is None:
-            await websocket.close(code=CLOSE_BAD_MESSAGE, reason="bad message")
-            return
+    read = MessageReader(websocket, settings)
+    while (message := await read.next()) is not None:
         if message["type"] == "ping":
             await websocket.send_json({"type": "pong"})
         elif message["type"] in RELAYED_TYPES:
@@ -184,6 +168,33 @@ async def _receive_loop(
         else:
             await websocket.close(code=CLOSE_BAD_MESSAGE, reason="unknown message type")
             return
+
+
+class MessageReader:
+    """What every socket a client writes to is held to: a heartbeat at least every idle
+    timeout, at most `signal_messages_per_second` messages, each a small JSON object with a
+    `type`. A breach closes the socket with its code and `next()` answers None."""
+
+    def __init__(self, websocket: WebSocket, settings: Settings) -> None:
+        self.websocket = websocket
+        self.idle_timeout = settings.signal_idle_timeout_seconds
+        self.budget = RateLimitItemPerSecond(settings.signal_messages_per_second)
+        self.socket_key = new_id()
+
+    async def next(self) -> dict[str, Any] | None:
+        try:
+            # Clients ping every few seconds; silence this long means the peer is gone.
+            raw = await asyncio.wait_for(self.websocket.receive_text(), timeout=self.idle_timeout)
+        except TimeoutError:
+            await self.websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
+            return None
+        if not await _message_limiter.hit(self.budget, self.socket_key):
+            await self.websocket.close(code=CLOSE_TOO_MANY, reason="too many messages")
+            return None
+        message = _parse(raw)
+        if message is None:
+            await self.websocket.close(code=CLOSE_BAD_MESSAGE, reason="bad message")
+        return message
 
 
 def _parse(raw: str) -> dict[str, Any] | None:
@@ -227,18 +238,13 @@ async def host_events(
     queue = await hub.subscribe(channel)
     sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
     OPEN_WEBSOCKETS.labels("host_events").inc()
+    read = MessageReader(websocket, settings)
     try:
-        while True:
-            raw = await asyncio.wait_for(
-                websocket.receive_text(), timeout=settings.signal_idle_timeout_seconds
-            )
-            message = _parse(raw)
-            if message is None or message["type"] != "ping":
+        while (message := await read.next()) is not None:
+            if message["type"] != "ping":
                 await websocket.close(code=CLOSE_BAD_MESSAGE, reason="only ping is accepted")
                 return
             await websocket.send_json({"type": "pong"})
-    except TimeoutError:
-        await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
     except (WebSocketDisconnect, WebSocketDisconnected):
         # The peer went away, or our own event sender closed the socket (the call ended)
         # while this loop was answering a ping: either way the socket's life is over.

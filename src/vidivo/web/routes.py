@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from vidivo.calls.meter import METER_RULE
 from vidivo.calls.terms import first_hold_cents_for_link
+from vidivo.core.client_address import client_address
 from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.errors import NotFound, RateLimited
 from vidivo.core.money import format_cents
@@ -65,17 +66,13 @@ async def guest_page(
     settings: AppSettings,
     lookups: LinkLookups,
 ) -> HTMLResponse:
-    address = request.client.host if request.client else "unknown"
-    refused = lookups.refusal(address)
     try:
-        if refused:
-            raise refused
-        link, host = await links.get_usable_for_view(db, clock, short_code)
+        link, host = await lookups.lookup(
+            client_address(request.scope), lambda: links.get_usable_for_view(db, clock, short_code)
+        )
     except RateLimited as limited:
         return _too_many(request, limited)
     except NotFound:
-        if too_many := await lookups.missed(address):
-            return _too_many(request, too_many)
         return _message(
             request,
             404,
