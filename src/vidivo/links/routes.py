@@ -167,7 +167,7 @@ async def get_link(
             link, host = await service.get_usable_for_view(db, clock, short_code)
         if principal.user.id == link.host_id:
             owner_view = link_out(settings.public_base_url, link)
-            host_public = HostPublic(display_name=host.display_name)
+            host_public = HostPublic(display_name=host.display_name, bio=host.bio)
             return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
     # Everyone else sees the public view, built in one place (the fast path serves the same).
     body = await service.public_view_body(

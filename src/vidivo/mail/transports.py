@@ -23,8 +23,14 @@ class LogTransport:
             "email to %s: %s\n%s",
             message["To"],
             message["Subject"],
-            message.get_content(),
+            _text_of(message),
         )
+
+
+def _text_of(message: EmailMessage) -> str:
+    """The plain-text part, whether or not an HTML alternative rides along."""
+    part = message.get_body(preferencelist=("plain",))
+    return "" if part is None else str(part.get_content())
 
 
 class SmtpTransport:
