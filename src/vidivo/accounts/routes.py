@@ -25,6 +25,7 @@ router = APIRouter(tags=["accounts"])
 @router.post(
     "/v1/auth/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty body, documented as such
     responses=error_responses(400, 429),
     summary="Email a password reset link (the same answer whether or not the account exists)",
 )
