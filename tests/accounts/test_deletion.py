@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from tests.accounts.conftest import last_mail
 from tests.calls.test_refund_races import FailingRefunds, post_refund, swap_provider
 from tests.conftest import PASSWORD
-from vidivo.auth.models import User
+from vidivo.auth.models import EmailVerification, User
 from vidivo.calls.models import BillingWindow, CallSession, LedgerEntry
 from vidivo.calls.refund_queue import RETRY_DELAY
 from vidivo.mail.models import OutboxEmail
@@ -81,6 +81,7 @@ async def test_deletion_erases_personal_data_and_keeps_every_money_record(
 ):
     host = await hosts.create(display_name="Jane Smith", email="jane@example.com")
     await client.patch("/v1/me", headers=host.headers, json={"bio": "Tax adviser"})
+    await client.patch("/v1/me", headers=host.headers, json={"email": "jane@new.example"})
     other_access, other_refresh = await hosts.login(host.email)
     link = await calls.link(host)
     async with calls.live(host=host, link=link) as (call, _h, _g):
@@ -95,16 +96,22 @@ async def test_deletion_erases_personal_data_and_keeps_every_money_record(
     assert await money_records(context, host.id) == before
     async with context.session_factory() as db:
         user = await db.get_one(User, host.id)
+        asked_addresses = list(
+            await db.scalars(
+                select(EmailVerification.new_email).where(EmailVerification.user_id == host.id)
+            )
+        )
         kept_mail = await db.scalar(
             select(func.count())
             .select_from(OutboxEmail)
-            .where(OutboxEmail.recipient == "jane@example.com")
+            .where(OutboxEmail.recipient.in_(["jane@example.com", "jane@new.example"]))
         )
     assert user.email == f"deleted-{host.id.lower()}@deleted.invalid"
     assert (user.display_name, user.bio, user.pending_email) == ("Deleted account", None, None)
     assert user.password_hash == ""
     assert user.deleted_at is not None
     assert kept_mail == 0
+    assert asked_addresses and set(asked_addresses) == {None}
     for access in (host.access_token, other_access):
         assert (
             await client.get("/v1/me", headers={"Authorization": f"Bearer {access}"})

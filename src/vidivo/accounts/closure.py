@@ -40,5 +40,5 @@ async def delete_account(db: AsyncSession, clock: Clock, user_id: str) -> None:
     if await calls.host_has_money_pending(db, user.id):
         raise MoneyPending()
     await links.deactivate_all_links(db, clock, user.id)
-    address = await account.erase_personal_data(db, clock, user)
-    await forget_recipient(db, address)
+    for address in await account.erase_personal_data(db, clock, user):
+        await forget_recipient(db, address)

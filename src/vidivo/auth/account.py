@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vidivo.auth import onetime
@@ -210,11 +210,17 @@ async def _ask_for_email_change(
     queue_letter(db, clock, user.email, _email_change_notice(settings, new_email))
 
 
-async def erase_personal_data(db: AsyncSession, clock: Clock, user: User) -> str:
+async def erase_personal_data(db: AsyncSession, clock: Clock, user: User) -> set[str]:
     """Close the account: end its logins and tokens and erase what identifies the person (the
-    row stays: money records point at it). The address it had, for a last email."""
+    row stays: money records point at it). The addresses it had or asked for, whose kept mail
+    the caller erases too."""
     now = clock.now()
-    address = user.email
+    asked_for = await db.scalars(
+        select(EmailVerification.new_email).where(
+            EmailVerification.user_id == user.id, EmailVerification.new_email.is_not(None)
+        )
+    )
+    addresses = {user.email, *(a for a in asked_for if a is not None)}
     user.email = f"deleted-{user.id.lower()}@deleted.invalid"  # unique, and never deliverable
     user.display_name = "Deleted account"
     user.bio = None
@@ -223,8 +229,14 @@ async def erase_personal_data(db: AsyncSession, clock: Clock, user: User) -> str
     user.deleted_at = now
     await onetime.void_unused(db, PasswordReset, user.id, now)
     await onetime.void_unused(db, EmailVerification, user.id, now)
+    await db.execute(
+        update(EmailVerification)
+        .where(EmailVerification.user_id == user.id)
+        .values(new_email=None)
+        .execution_options(synchronize_session=False)
+    )
     await revoke_logins(db, user.id, now, LoginEnded.ACCOUNT_DELETED)
-    return address
+    return addresses
 
 
 def _reset_letter(settings: Settings, user: User, token: str) -> Letter:
