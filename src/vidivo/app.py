@@ -18,6 +18,7 @@ from limits.aio.storage import RedisStorage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vidivo.accounts.routes import router as accounts_router
 from vidivo.auth.routes import router as auth_router
 from vidivo.auth.service import issue_guest_token
 from vidivo.auth.tokens import KeyRing, TokenAuthority
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.context = context  # for the domains that still take the whole context
     install_error_handlers(app)
     app.include_router(auth_router)
+    app.include_router(accounts_router)
     app.include_router(links_router)
     app.include_router(payouts_router)
     app.include_router(webhooks_router)

@@ -87,6 +87,12 @@ TABLE = [
     row("POST", "/v1/sessions/{session}/end",         401, 200, 404, 404, 404, 403, 404, 409,
         call="end_by_guest"),
     row("DELETE", "/v1/links/{link_id}",              401, 401, 401, 403, 403, 403, 403, 204),
+    row("PATCH", "/v1/me",                            401, 401, 401, 200, 200, 403, 200, 200,
+        body={"bio": "Coach"}),
+    row("POST", "/v1/me/password",                    401, 401, 401, 403, 403, 403, 403, 403,
+        body={"current_password": "not the password", "new_password": "another passphrase"}),
+    # The owner's calls are under way: its account cannot be deleted yet.
+    row("DELETE", "/v1/me",                           401, 401, 401, 204, 204, 403, 204, 409),
 ]  # fmt: skip
 
 

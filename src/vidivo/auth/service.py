@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vidivo.auth import onetime
 from vidivo.auth.models import EmailVerification, LoginSession, RefreshToken, Role, User
 from vidivo.auth.passwords import hash_password, verify_password
 from vidivo.auth.tokens import InvalidToken, TokenAuthority, hash_opaque_token, new_opaque_token
@@ -123,15 +124,12 @@ async def create_user(
 async def send_verification_email(
     db: AsyncSession, clock: Clock, settings: Settings, user: User
 ) -> None:
-    token = new_opaque_token()
-    now = clock.now()
-    db.add(
-        EmailVerification(
-            user_id=user.id,
-            token_hash=hash_opaque_token(token),
-            expires_at=now + timedelta(seconds=settings.email_verification_ttl_seconds),
-            created_at=now,
-        )
+    token = onetime.issue(
+        db,
+        EmailVerification,
+        user_id=user.id,
+        now=clock.now(),
+        ttl_seconds=settings.email_verification_ttl_seconds,
     )
     base = settings.public_base_url
     queue_email(
@@ -161,14 +159,24 @@ async def resend_verification(
 
 
 async def verify_email(db: AsyncSession, clock: Clock, token: str) -> User:
+    """Confirm the address a token was sent to: the account's own, or the new one of a change
+    of email (which takes effect only now)."""
     now = clock.now()
-    verification = await db.scalar(
-        select(EmailVerification).where(EmailVerification.token_hash == hash_opaque_token(token))
-    )
-    if verification is None or verification.used_at is not None or verification.expires_at <= now:
-        raise ValidationFailed.field("token", "The verification token is invalid or has expired.")
-    verification.used_at = now
+    invalid = ValidationFailed.field("token", "The verification token is invalid or has expired.")
+    verification = await onetime.redeem(db, EmailVerification, token, now)
+    if verification is None:
+        raise invalid
     user = await db.get_one(User, verification.user_id)
+    if verification.new_email is not None:
+        # A change's link is good only while it is the change the account still asks for.
+        if verification.new_email != user.pending_email:
+            raise invalid
+        user.email, user.pending_email = verification.new_email, None
+        user.email_verified_at = utc_now_seconds(now)
+        try:
+            await db.flush()
+        except IntegrityError as exc:  # taken by another account since the change was asked
+            raise EmailTaken() from exc
     if user.email_verified_at is None:
         user.email_verified_at = utc_now_seconds(now)
     return user

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
     email_verification_ttl_seconds: int = Field(default=86400, ge=300)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=300, le=86400)
 
     smtp_host: str | None = None
     smtp_port: int = 587

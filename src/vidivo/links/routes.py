@@ -177,7 +177,7 @@ async def get_link(
         link, host = await lookups.lookup(address, find)
         if principal.user.id == link.host_id:
             owner_view = link_out(settings.public_base_url, link)
-            host_public = HostPublic(display_name=host.display_name)
+            host_public = HostPublic(display_name=host.display_name, bio=host.bio)
             return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
     # Everyone else sees the public view, built in one place (the fast path serves the same).
     body = await lookups.lookup(

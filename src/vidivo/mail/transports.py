@@ -47,7 +47,7 @@ def _readable(message: EmailMessage) -> bytes:
     readable = EmailMessage(policy=email.policy.default.clone(max_line_length=None))
     for name in ("From", "To", "Subject"):
         readable[name] = message[name]
-    readable.set_content(message.get_content(), cte="8bit")
+    readable.set_content(_text_of(message), cte="8bit")
     return readable.as_bytes()
 
 
@@ -61,6 +61,12 @@ class Undeliverable:
 
     async def send(self, message: EmailMessage) -> None:
         raise NoMailServer("no mail server: set VIDIVO_SMTP_HOST to send mail")
+
+
+def _text_of(message: EmailMessage) -> str:
+    """The plain-text part, whether or not an HTML alternative rides along."""
+    part = message.get_body(preferencelist=("plain",))
+    return "" if part is None else str(part.get_content())
 
 
 class SmtpTransport:

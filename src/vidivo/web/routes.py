@@ -57,6 +57,19 @@ async def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html", {})
 
 
+@router.get("/reset-password", response_class=HTMLResponse)
+async def reset_password_page(request: Request, token: str | None = None) -> HTMLResponse:
+    # The token is only carried into the form: it is spent when the form is sent, not here.
+    context = {"token": token[:200] if token else None}
+    return templates.TemplateResponse(request, "reset_password.html", context)
+
+
+@router.get("/confirm-email", response_class=HTMLResponse)
+async def confirm_email_page(request: Request, token: str = "") -> HTMLResponse:
+    context = {"token": token[:200]}
+    return templates.TemplateResponse(request, "confirm_email.html", context)
+
+
 @router.get("/c/{short_code}", response_class=HTMLResponse)
 async def guest_page(
     request: Request,
@@ -112,6 +125,7 @@ async def guest_page(
         {
             "short_code": link.short_code,
             "host_name": host.display_name,
+            "host_bio": host.bio,
             "rate": format_cents(link.rate_cents),
             "window": link.window_size_minutes,
             "hold": format_cents(first_hold),
