@@ -11,18 +11,19 @@ from tests.sessions.test_renewals import clean_audit
 
 ONCE = "pm_card_authenticationRequiredOnSetup"  # 4000 0025 0000 3155
 ALWAYS = "pm_card_authenticationRequired"  # 4000 0027 6000 3184
+SITE = "https://vidivo.test"  # the tests' VIDIVO_PUBLIC_BASE_URL
 
 
 async def answer_the_bank(calls, call: Call, authentication: dict[str, Any], answer: str) -> None:
     """What the guest does on the simulated bank's page: one button, back to the call."""
-    page = authentication["next_action_url"].removeprefix("https://vidivo.test")
+    page = authentication["next_action_url"].removeprefix(SITE)
     shown = await calls.client.get(page)
     assert shown.status_code == 200, shown.text
     assert "Complete authentication" in shown.text
     back = f"/call/{call.session_id}"
     answered = await calls.client.post(f"{page}/{answer}", params={"return_to": back})
     assert answered.status_code == 303, answered.text
-    assert answered.headers["location"] == back
+    assert answered.headers["location"] == f"{SITE}{back}"  # on the public base URL
 
 
 async def confirm(calls, call: Call):
@@ -152,7 +153,7 @@ async def test_the_challenge_page_sends_the_guest_back_only_to_this_site(calls):
         shown = await calls.client.get(page, params={"return_to": elsewhere})
         assert "evil.example" not in shown.text
     answered = await calls.client.post(f"{page}/complete", params={"return_to": "//evil.example"})
-    assert answered.headers["location"] == "/"
+    assert answered.headers["location"] == f"{SITE}/"
     # Answered once: the page says so, and a second answer changes nothing.
     assert "no longer awaits authentication" in (await calls.client.get(page)).text
     assert (await calls.client.post(f"{page}/fail")).status_code == 404

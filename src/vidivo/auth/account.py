@@ -135,7 +135,11 @@ async def change_password(
     """Replace the password; the login that did it stays, every other one ends (whoever knew
     the old password is signed out)."""
     await throttle_account_change(limiter, settings, user.id)
-    failures = per_seconds(settings.login_failures_per_email, settings.login_failure_window_seconds)
+    # Per account (the caller holds a token already): a stolen session gets a few guesses at
+    # the current password, as many as one address gets at a login before backing off.
+    failures = per_seconds(
+        settings.login_failures_before_backoff, settings.login_failure_window_seconds
+    )
     message = "Too many wrong passwords for this account; try again later."
     await limiter.check(failures, "password-change-failures", user.id, message=message)
     if not await verify_password(user.password_hash, current_password):

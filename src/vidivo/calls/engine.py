@@ -169,7 +169,7 @@ class BillingEngine:
             customer_id=session.customer_id or "",
             payment_method_id=session.payment_method_id,
             destination_account_id=session.destination_account_id,
-            off_session=not step.action.with_guest_present(window.number),
+            off_session=not window.pending_guest_present,
             description=f"Vidivo call {session.id}, window {window.number}",
             metadata={
                 "session_id": session.id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidivo.core.db import Base, UTCDateTime, new_id
@@ -127,6 +127,11 @@ class BillingWindow(Base):
     # both are part of its idempotency key.
     pending_action: Mapped[str | None] = mapped_column(String(40))
     pending_attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # Whether the in-flight hold is made with the guest at the keyboard (it may then ask for
+    # 3-D Secure). Fixed when the action starts: a replay must send what the first try sent.
+    pending_guest_present: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     pending_amount_cents: Mapped[int | None] = mapped_column(Integer)
     hold_attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_hold_id: Mapped[str | None] = mapped_column(String(64))
