@@ -18,23 +18,29 @@ from limits.aio.storage import RedisStorage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vidivo.accounts.routes import router as accounts_router
 from vidivo.auth.routes import router as auth_router
 from vidivo.auth.service import issue_guest_token
 from vidivo.auth.tokens import KeyRing, TokenAuthority
 from vidivo.calls.engine import BillingEngine, EngineTimings
+from vidivo.calls.metrics import refresh_open_calls
 from vidivo.calls.money_routes import router as billing_router
 from vidivo.calls.routes import router as sessions_router
 from vidivo.calls.service import CallService
 from vidivo.calls.worker import BillingWorker
+from vidivo.core.client_address import TrustedProxyClients
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
-from vidivo.core.config import Settings
+from vidivo.core.config import Environment, MetricsMode, Settings
 from vidivo.core.db import create_engine, create_session_factory
 from vidivo.core.deps import DbEngine, Provided
 from vidivo.core.errors import ServiceUnavailable, install_error_handlers
 from vidivo.core.hub import Hub, LocalHub, RedisHub
+from vidivo.core.metrics import HttpMetrics, metrics_endpoint, metrics_server, serving
 from vidivo.core.middleware import RequestBodyPolicy, SecurityHeaders
 from vidivo.core.pagination import CursorSigner
+from vidivo.core.public_url import RedirectsToPublicBase
 from vidivo.core.ratelimit import RateLimiter
+from vidivo.core.request_ids import RequestIds
 from vidivo.core.schemas import error_responses
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
@@ -176,6 +182,7 @@ def provided_by(context: AppContext) -> Provided:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     context = build_context(settings, clock)
+    before_scrape = partial(refresh_open_calls, context.session_factory)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -185,7 +192,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         worker = None
         if settings.worker and not settings.test_clock:
             worker = asyncio.create_task(context.worker.run_forever())
-        yield
+        private_metrics = (
+            serving(
+                metrics_server(settings.metrics_host, settings.metrics_port, None, before_scrape)
+            )
+            if settings.metrics == MetricsMode.LISTEN
+            else contextlib.nullcontext()
+        )
+        async with private_metrics:
+            yield
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -212,6 +227,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.context = context  # for the domains that still take the whole context
     install_error_handlers(app)
     app.include_router(auth_router)
+    app.include_router(accounts_router)
     app.include_router(links_router)
     app.include_router(payouts_router)
     app.include_router(webhooks_router)
@@ -225,6 +241,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if settings.test_clock:
         app.include_router(test_clock_router)
     app.include_router(_health_router())
+    if settings.metrics == MetricsMode.TOKEN:
+        endpoint = metrics_endpoint(settings.metrics_token, before_scrape)
+        app.add_route("/metrics", endpoint, include_in_schema=False)
     app.add_middleware(
         PublicLinkFastPath,
         engine=context.engine,
@@ -239,8 +258,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Provider events (an account's full requirements…) can outgrow API bodies.
         larger_under={"/v1/webhooks/": 1024 * 1024},
     )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        SecurityHeaders, strict_transport=settings.environment == Environment.PRODUCTION
+    )
+    app.add_middleware(RedirectsToPublicBase, base_url=settings.public_base_url)
+    app.add_middleware(HttpMetrics)  # times every answer, the fast path's too
+    # Outermost: who the client is is settled before anything counts or logs it.
+    app.add_middleware(TrustedProxyClients, trusted_proxies=settings.trusted_proxies)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Around Starlette's own error middleware too, so an unexpected 500 carries the id.
+    inner_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestIds(inner_stack())  # type: ignore[method-assign]
     return app
 
 

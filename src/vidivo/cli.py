@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -20,9 +19,10 @@ from vidivo.auth.models import User
 from vidivo.auth.passwords import random_password
 from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
-from vidivo.core.config import PaymentsMode, Settings, local_url
+from vidivo.core.config import MetricsMode, PaymentsMode, Settings, local_url
 from vidivo.core.errors import ApiError
-from vidivo.core.logs import RedactSecrets, server_logging_config
+from vidivo.core.logs import configure_logging
+from vidivo.core.metrics import listening_socket, metrics_server
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 
@@ -133,12 +133,7 @@ def serve(
     listener = _listen(host, port)
     port = listener.getsockname()[1]  # the port chosen by the system for --port 0
     settings = settings.served_at(host, port)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
+    log_config = configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
     demo_password = _with_context(_create_demo_host_if_empty)
@@ -157,7 +152,11 @@ def serve(
     config = uvicorn.Config(
         create_app(settings),
         log_level=settings.log_level.lower(),
-        log_config=server_logging_config(),
+        log_config=log_config,
+        # Software and version are nobody's business; forwarded headers are trusted by the
+        # app itself, only from VIDIVO_TRUSTED_PROXIES (uvicorn would trust any local peer).
+        server_header=False,
+        proxy_headers=False,
     )
     _AnnouncedServer(config, banner).run(sockets=[listener])
 
@@ -286,15 +285,36 @@ def worker(
 ) -> None:
     """Run a billing worker: advances due windows; run as many as you like side by side."""
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
 
     async def work(context: AppContext) -> None:
-        await context.worker.run_forever(interval)
+        if settings.metrics == MetricsMode.OFF:
+            await context.worker.run_forever(interval)
+            return
+        await _work_with_metrics(context.worker.run_forever(interval), settings)
 
     with contextlib.suppress(KeyboardInterrupt):
         _with_context(work)
+
+
+async def _work_with_metrics(work: Coroutine[Any, Any, None], settings: Settings) -> None:
+    """`work` beside the worker's own metrics server (a worker has no other port); the
+    server stops on SIGINT/SIGTERM, and the work with it."""
+    token = settings.metrics_token if settings.metrics == MetricsMode.TOKEN else None
+    server = metrics_server(settings.metrics_host, settings.metrics_port, token)
+    try:
+        sock = listening_socket(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        work.close()
+        _fail(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}")
+    working = asyncio.create_task(work)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    await asyncio.wait([working, serving], return_when=asyncio.FIRST_COMPLETED)
+    working.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await working
+    server.should_exit = True
+    await serving
 
 
 @billing.command("audit")

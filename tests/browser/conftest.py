@@ -84,6 +84,7 @@ def turn() -> Iterator[Turn]:
 class App:
     base: str
     server: Server
+    data_dir: Path
 
     def advance(self, seconds: int) -> dict[str, Any]:
         response = httpx.post(f"{self.base}/v1/test/clock/advance", json={"seconds": seconds})
@@ -91,8 +92,13 @@ class App:
         return response.json()
 
     def last_verification_token(self) -> str:
-        lines = [x for x in self.server.output().splitlines() if "Verification token: " in x]
-        assert lines, "no verification email in the server's log"
+        """From the newest mail in the development mailbox (the log never shows tokens)."""
+        deadline = time.monotonic() + 5  # the mail is written just after the sign-up answers
+        while not (mails := sorted((self.data_dir / "mail").glob("*.eml"))):
+            assert time.monotonic() < deadline, "no verification email in the development mailbox"
+            time.sleep(0.1)
+        lines = [x for x in mails[-1].read_text().splitlines() if "Verification token: " in x]
+        assert lines, f"no verification token in {mails[-1]}"
         return lines[-1].split("Verification token: ", 1)[1].strip()
 
 
@@ -109,7 +115,7 @@ def app_server(tmp_path: Path, turn: Turn) -> Iterator[App]:
             "VIDIVO_ICE_TRANSPORT_POLICY": "relay",
         },
     )
-    yield App(base=base, server=server)
+    yield App(base=base, server=server, data_dir=tmp_path / "data")
     stop_server(server)
 
 

@@ -9,8 +9,14 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
-# The simulated provider's test cards: approved, declined at once, declined on renewal.
-CARDS = ["pm_card_visa", "pm_card_chargeDeclined", "pm_sim_decline_after_1"]
+# The simulated provider's test cards: approved, declined at once, declined on renewal,
+# asking for 3-D Secure (the call then waits for `payment/confirm`).
+CARDS = [
+    "pm_card_visa",
+    "pm_card_chargeDeclined",
+    "pm_sim_decline_after_1",
+    "pm_card_authenticationRequiredOnSetup",
+]
 LINK_FIELDS = {"rate_per_minute", "window_size_minutes", "label", "max_uses"}
 
 

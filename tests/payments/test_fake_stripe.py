@@ -67,7 +67,7 @@ def hold_params(customer: str, card: str, destination: str, **changes: Any) -> d
         "currency": "usd",
         "customer": customer,
         "payment_method": card,
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],
         "capture_method": "manual",
         "confirm": True,
         "transfer_data": {"destination": destination},
@@ -234,6 +234,24 @@ async def test_a_destination_hold_then_a_partial_capture_with_the_fee(sdk, strip
     capture = stripe_standin.last_request(f"/v1/payment_intents/{hold.id}/capture")
     assert capture.stripped == {"application_fee_amount": "50"}
     assert capture.params == {"amount_to_capture": "500", "application_fee_amount": "50"}
+
+
+async def test_the_pinned_api_version_takes_allowed_payment_method_types_only(sdk, stripe_standin):
+    assert stripe.api_version >= "2026-09-30"  # the SDK pins an "endive" version or later
+    destination = await new_account(sdk, onboarded=stripe_standin)
+    customer, card = await customer_with_card(sdk)
+    old_style = hold_params(customer, card, destination, payment_method_types=["card"])
+    del old_style["allowed_payment_method_types"]
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await sdk.v1.payment_intents.create_async(old_style, key("hold"))
+    assert refused.value.http_status == 400
+    assert refused.value.code == "payment_method_types_no_longer_supported"
+    assert not stripe_standin.last_request("/v1/payment_intents").forwarded
+
+    hold = await sdk.v1.payment_intents.create_async(
+        hold_params(customer, card, destination), key("hold")
+    )
+    assert (hold.status, hold.payment_method_types) == ("requires_capture", ["card"])
 
 
 async def test_the_same_idempotency_key_replays_and_other_params_are_refused(sdk, stripe_standin):

@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 
 from vidivo.core.db import new_id
 from vidivo.payments.provider import (
+    AuthenticationRequired,
     CardDeclined,
+    Hold,
     HoldRequest,
     HoldStatus,
     InvalidPaymentRequest,
@@ -20,8 +23,18 @@ from vidivo.payments.provider import (
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payments.stripe import StripeProvider
 
-CARD_NUMBERS = {"visa": "4242424242424242", "declined": "4000000000000002"}
-SIMULATED_CARDS = {"visa": "pm_card_visa", "declined": "pm_card_chargeDeclined"}
+CARD_NUMBERS = {
+    "visa": "4242424242424242",
+    "declined": "4000000000000002",
+    "3ds": "4000002500003155",  # asks for 3-D Secure on a payment with the cardholder there
+    "3ds_always": "4000002760003184",
+}
+SIMULATED_CARDS = {
+    "visa": "pm_card_visa",
+    "declined": "pm_card_chargeDeclined",
+    "3ds": "pm_card_authenticationRequiredOnSetup",
+    "3ds_always": "pm_card_authenticationRequired",
+}
 
 
 @dataclass
@@ -45,6 +58,22 @@ class Harness:
             }
         )
         return str(method.id)
+
+    async def authenticate(self, hold: Hold, *, succeeded: bool) -> None:
+        """The cardholder answers the bank's 3-D Secure challenge: on the simulated
+        provider's local page, or as Stripe.js does against localstripe (`_authenticate`
+        with the client secret, localstripe's own stand-in for the bank's frame)."""
+        if isinstance(self.provider, SimulatedProvider):
+            await self.provider.complete_authentication(hold.id, succeeded=succeeded)
+            return
+        assert hold.client_secret is not None
+        async with httpx.AsyncClient() as http:
+            answered = await http.post(
+                f"{self.standin.localstripe_url}/v1/payment_intents/{hold.id}/_authenticate",
+                data={"client_secret": hold.client_secret, "success": str(succeeded).lower()},
+                auth=("sk_test_contract", ""),
+            )
+        assert answered.status_code == 200, answered.text
 
     async def complete_onboarding(self, account_id: str) -> None:
         if isinstance(self.provider, SimulatedProvider):
@@ -246,3 +275,49 @@ async def test_a_partial_refund_returns_part_of_a_capture(harness):
     assert refund.amount_cents == 300
     assert refund.hold_id == hold.id
     assert refund.status == "succeeded"
+
+
+async def test_a_hold_with_the_guest_present_waits_for_3ds_then_is_authorized(harness):
+    destination = await ready_destination(harness)
+    customer, card = await customer_with_card(harness, "3ds")
+    hold = await harness.provider.place_hold(
+        hold_request(customer, card, destination), idempotency_key=key("hold")
+    )
+    assert hold.status == HoldStatus.REQUIRES_ACTION
+    # How the guest's browser answers: Stripe.js takes the client secret, the simulated
+    # provider's bank is a page of the app.
+    assert hold.client_secret or hold.next_action_url
+    await harness.authenticate(hold, succeeded=True)
+    authorized = await harness.provider.retrieve_hold(hold.id)
+    assert authorized.status == HoldStatus.REQUIRES_CAPTURE
+    assert authorized.client_secret is None and authorized.next_action_url is None
+    captured = await harness.provider.capture_hold(
+        hold.id, amount_cents=500, application_fee_cents=50, idempotency_key=key("capture")
+    )
+    assert captured.amount_captured_cents == 500
+
+
+async def test_a_failed_3ds_challenge_leaves_the_hold_declined_and_cancellable(harness):
+    destination = await ready_destination(harness)
+    customer, card = await customer_with_card(harness, "3ds")
+    hold = await harness.provider.place_hold(
+        hold_request(customer, card, destination), idempotency_key=key("hold")
+    )
+    await harness.authenticate(hold, succeeded=False)
+    assert (await harness.provider.retrieve_hold(hold.id)).status == HoldStatus.FAILED
+    canceled = await harness.provider.cancel_hold(hold.id, idempotency_key=key("cancel"))
+    assert canceled.status == HoldStatus.CANCELED
+
+
+async def test_an_off_session_hold_on_an_always_authenticate_card_is_refused(harness):
+    destination = await ready_destination(harness)
+    customer, card = await customer_with_card(harness, "3ds_always")
+    first = await harness.provider.place_hold(
+        hold_request(customer, card, destination), idempotency_key=key("hold1")
+    )
+    await harness.authenticate(first, succeeded=True)
+    with pytest.raises(AuthenticationRequired):
+        await harness.provider.place_hold(
+            hold_request(customer, card, destination, off_session=True),
+            idempotency_key=key("hold2"),
+        )

@@ -51,9 +51,38 @@ async def test_stripe_decline_test_cards_are_declined_with_their_code(
     assert declined.value.decline_code == code
 
 
-async def test_the_authentication_card_cannot_be_held(context, destination):
-    with pytest.raises(AuthenticationRequired):
-        await hold_with(context, destination, "pm_card_authenticationRequired")
+async def test_the_authentication_cards_cannot_be_held_off_session_before_authentication(
+    context, destination
+):
+    for card in ("pm_card_authenticationRequired", "pm_card_authenticationRequiredOnSetup"):
+        with pytest.raises(AuthenticationRequired):
+            await hold_with(context, destination, card, off_session=True)
+
+
+async def test_a_3ds_hold_points_to_the_local_challenge_page(context, destination):
+    _, hold = await hold_with(context, destination, "pm_card_authenticationRequiredOnSetup")
+    assert hold.status == HoldStatus.REQUIRES_ACTION
+    assert hold.next_action_url == f"https://vidivo.test/simulated/3ds/{hold.id}"
+
+
+async def test_the_setup_card_passes_off_session_once_authenticated_the_other_never(
+    context, destination
+):
+    provider = context.payments
+    for card, later in (
+        ("pm_card_authenticationRequiredOnSetup", HoldStatus.REQUIRES_CAPTURE),
+        ("pm_card_authenticationRequired", None),
+    ):
+        customer, first = await hold_with(context, destination, card)
+        await provider.complete_authentication(first.id, succeeded=True)
+        if later is None:
+            with pytest.raises(AuthenticationRequired):
+                await hold_with(context, destination, card, off_session=True, customer=customer)
+        else:
+            _, renewal = await hold_with(
+                context, destination, card, off_session=True, customer=customer
+            )
+            assert renewal.status == later
 
 
 async def test_decline_after_n_authorizes_n_holds_then_declines(context, destination):

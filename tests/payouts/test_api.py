@@ -38,7 +38,7 @@ async def test_onboarding_click_through_enables_link_creation(client, hosts, set
     assert "Complete payout setup" in page.text
     done = await client.post(url.removeprefix(settings.public_base_url))
     assert done.status_code == 303
-    assert done.headers["location"] == "/payouts/onboarding/return"
+    assert done.headers["location"] == "https://vidivo.test/payouts/onboarding/return"
 
     ready = (await client.get("/v1/host/payouts", headers=host.headers)).json()
     assert ready == {

@@ -15,7 +15,7 @@ from vidivo.app import create_app
 from vidivo.core.db import new_id
 from vidivo.core.errors import RateLimited
 from vidivo.core.hub import RedisHub
-from vidivo.core.ratelimit import RateLimiter, per_seconds
+from vidivo.core.ratelimit import Backoff, RateLimiter, per_seconds
 
 REDIS_URL = os.environ.get("VIDIVO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -145,3 +145,26 @@ async def test_with_redis_down_requests_that_need_it_get_a_clear_503(settings, c
         # What does not need Redis keeps working.
         assert (await client.get("/healthz")).status_code == 200
     await app.state.context.engine.dispose()
+
+
+async def test_a_login_backoff_set_on_one_instance_holds_on_another():
+    def backoff() -> Backoff:
+        storage = RedisStorage(
+            f"async+{REDIS_URL}", implementation="redispy", key_prefix="vidivo:test"
+        )
+        return Backoff(storage, base=30, longest=3600, memory=3600)
+
+    first, second = backoff(), backoff()
+    key = f"login/someone@example.com/192.0.2.{new_id()}"
+    await first.failed(key, free=2)
+    await second.check(key)  # one failure is free
+    await second.failed(key, free=2)
+    with pytest.raises(RateLimited) as refused:
+        await first.check(key)
+    assert 25 <= int(refused.value.headers["Retry-After"]) <= 30
+    await second.failed(key, free=2)  # a failure that slipped in concurrently doubles it
+    with pytest.raises(RateLimited) as refused:
+        await first.check(key)
+    assert 55 <= int(refused.value.headers["Retry-After"]) <= 60
+    await first.succeeded(key)
+    await second.check(key)

@@ -80,12 +80,19 @@ TABLE = [
         call="decline"),
     row("POST", "/v1/sessions/{session}/payment-method", 401, 200, 404, 403, 403, 403, 403, 403,
         body={"payment_method_id": "pm_card_mastercard"}, call="card"),
+    row("POST", "/v1/sessions/{session}/payment/confirm", 401, 200, 404, 403, 403, 403, 403, 403),
     # The call's guest may end it too: that is the next row (None: not asked here).
     row("POST", "/v1/sessions/{session}/end",         401, None, 404, 404, 404, 403, 404, 200,
         call="end_by_host"),
     row("POST", "/v1/sessions/{session}/end",         401, 200, 404, 404, 404, 403, 404, 409,
         call="end_by_guest"),
     row("DELETE", "/v1/links/{link_id}",              401, 401, 401, 403, 403, 403, 403, 204),
+    row("PATCH", "/v1/me",                            401, 401, 401, 200, 200, 403, 200, 200,
+        body={"bio": "Coach"}),
+    row("POST", "/v1/me/password",                    401, 401, 401, 403, 403, 403, 403, 403,
+        body={"current_password": "not the password", "new_password": "another passphrase"}),
+    # The owner's calls are under way: its account cannot be deleted yet.
+    row("DELETE", "/v1/me",                           401, 401, 401, 204, 204, 403, 204, 409),
 ]  # fmt: skip
 
 

@@ -114,6 +114,12 @@ async def test_a_flood_of_messages_closes_the_socket_with_4429(calls):
     assert await close_code(calls.app, url, *flood) == 4429
 
 
+async def test_a_flood_on_the_host_feed_closes_it_like_the_call_socket(calls, hosts, app):
+    host = await hosts.create()
+    flood = ['{"type": "ping"}'] * 120  # the same budget as the call socket: 50 a second
+    assert await close_code(app, f"/v1/host/events?token={host.access_token}", *flood) == 4429
+
+
 async def test_strangers_and_other_calls_tokens_are_refused(calls, hosts):
     call = await calls.started()
     other = await calls.started()

@@ -108,7 +108,9 @@ async def test_pages_carry_a_csp_that_allows_the_app_and_stripe_js_only(client):
 
 
 async def test_the_app_shell_and_its_modules_are_served(client):
-    assert (await client.get("/", follow_redirects=False)).headers["location"] == "/app"
+    assert (await client.get("/", follow_redirects=False)).headers["location"] == (
+        "https://vidivo.test/app"
+    )
     for module in ("api", "dashboard", "guest", "call"):
         script = await client.get(f"/static/js/{module}.js")
         assert script.status_code == 200

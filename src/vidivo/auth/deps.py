@@ -3,7 +3,7 @@ composition root built them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,6 +12,7 @@ from vidivo.auth import service
 from vidivo.auth.models import Role
 from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.auth.tokens import KeyRing, TokenAuthority
+from vidivo.core.client_address import client_address
 from vidivo.core.deps import DbSession, provided
 from vidivo.core.errors import Forbidden, Unauthorized
 from vidivo.mail.service import Mailer
@@ -45,6 +46,10 @@ async def optional_principal(
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+# FastAPI documents every bearer dependency as required. An operation that takes
+# `OptionalPrincipal` passes this as `openapi_extra`: FastAPI appends it to the bearer
+# requirement, and OpenAPI's empty requirement object says "or no token at all".
+TOKEN_OPTIONAL: dict[str, Any] = {"security": [{}]}
 
 
 async def require_principal(principal: OptionalPrincipal) -> Principal:
@@ -86,4 +91,4 @@ Caller = Annotated[Principal | GuestPrincipal, Depends(require_caller)]
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request.scope)

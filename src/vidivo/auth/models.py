@@ -21,10 +21,16 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str] = mapped_column(String(80))
+    # Shown to guests on the host's call links (plain text; the page escapes it).
+    bio: Mapped[str | None] = mapped_column(String(280))
+    # An address asked for but not yet confirmed from its own inbox; `email` stays until then.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(16), default=Role.HOST)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the host deleted the account: personal data is erased, money records stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def is_verified_host(self) -> bool:
@@ -61,8 +67,9 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class EmailVerification(Base):
-    __tablename__ = "email_verifications"
+class SingleUseToken:
+    """The columns of an emailed token (`auth.onetime`): only its SHA-256 is stored, it expires,
+    and it is good once."""
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -70,3 +77,14 @@ class EmailVerification(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EmailVerification(SingleUseToken, Base):
+    __tablename__ = "email_verifications"
+
+    # Set when the token confirms a change of address: the account's email becomes this one.
+    new_email: Mapped[str | None] = mapped_column(String(320))
+
+
+class PasswordReset(SingleUseToken, Base):
+    __tablename__ = "password_resets"

@@ -27,6 +27,8 @@ def user_out(user: User) -> UserOut:
         id=user.id,
         email=user.email,
         display_name=user.display_name,
+        bio=user.bio,
+        pending_email=user.pending_email,
         role=user.role,
         email_verified=user.email_verified_at is not None,
         suspended=user.suspended_at is not None,

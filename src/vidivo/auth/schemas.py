@@ -47,6 +47,9 @@ class UserOut(BaseModel):
     id: str
     email: str
     display_name: str
+    bio: str | None
+    # A new address waiting for its confirmation link to be followed (None: no change asked).
+    pending_email: str | None
     role: str
     email_verified: bool
     suspended: bool

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vidivo.auth import onetime
 from vidivo.auth.models import EmailVerification, LoginSession, RefreshToken, Role, User
 from vidivo.auth.passwords import hash_password, random_password, verify_password
 from vidivo.auth.tokens import InvalidToken, TokenAuthority, hash_opaque_token, new_opaque_token
@@ -23,7 +24,7 @@ from vidivo.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from vidivo.core.ratelimit import RateLimiter, per_seconds
+from vidivo.core.ratelimit import Backoff, RateLimiter, per_seconds
 from vidivo.mail.service import queue_email
 
 
@@ -124,15 +125,12 @@ async def create_user(
 async def send_verification_email(
     db: AsyncSession, clock: Clock, settings: Settings, user: User
 ) -> None:
-    token = new_opaque_token()
-    now = clock.now()
-    db.add(
-        EmailVerification(
-            user_id=user.id,
-            token_hash=hash_opaque_token(token),
-            expires_at=now + timedelta(seconds=settings.email_verification_ttl_seconds),
-            created_at=now,
-        )
+    token = onetime.issue(
+        db,
+        EmailVerification,
+        user_id=user.id,
+        now=clock.now(),
+        ttl_seconds=settings.email_verification_ttl_seconds,
     )
     base = settings.public_base_url
     queue_email(
@@ -162,29 +160,76 @@ async def resend_verification(
 
 
 async def verify_email(db: AsyncSession, clock: Clock, token: str) -> User:
+    """Confirm the address a token was sent to: the account's own, or the new one of a change
+    of email (which takes effect only now)."""
     now = clock.now()
-    verification = await db.scalar(
-        select(EmailVerification).where(EmailVerification.token_hash == hash_opaque_token(token))
-    )
-    if verification is None or verification.used_at is not None or verification.expires_at <= now:
-        raise ValidationFailed.field("token", "The verification token is invalid or has expired.")
-    verification.used_at = now
+    invalid = ValidationFailed.field("token", "The verification token is invalid or has expired.")
+    verification = await onetime.redeem(db, EmailVerification, token, now)
+    if verification is None:
+        raise invalid
     user = await db.get_one(User, verification.user_id)
+    if verification.new_email is not None:
+        # A change's link is good only while it is the change the account still asks for.
+        if verification.new_email != user.pending_email:
+            raise invalid
+        user.email, user.pending_email = verification.new_email, None
+        user.email_verified_at = utc_now_seconds(now)
+        try:
+            await db.flush()
+        except IntegrityError as exc:  # taken by another account since the change was asked
+            raise EmailTaken() from exc
     if user.email_verified_at is None:
         user.email_verified_at = utc_now_seconds(now)
     return user
 
 
-async def _throttle_login(
-    limiter: RateLimiter, settings: Settings, email: str, client_ip: str
-) -> None:
-    await limiter.hit(per_seconds(settings.login_attempts_per_minute, 60), "login-ip", client_ip)
-    await limiter.check(
-        per_seconds(settings.login_failures_per_email, settings.login_failure_window_seconds),
-        "login-failures",
-        email,
-        message="Too many failed logins for this account; try again later.",
-    )
+LOGIN_BACKOFF_MESSAGE = "Too many failed logins for this account from here; try again later."
+
+
+class LoginThrottle:
+    """Guessing is slowed where it happens, so it cannot lock the owner out from elsewhere.
+
+    - Each client address: at most `login_attempts_per_minute` attempts, whatever the account.
+    - Each (account, address): `login_failures_before_backoff` failures free, then that
+      address waits `login_backoff_base_seconds`, doubling with every further failure up to
+      `login_backoff_max_seconds`; a success there forgets its failures. Other addresses
+      (the owner's) are not affected.
+    - Each account: past `login_failures_per_email` failures in
+      `login_failure_window_seconds`, from any addresses, every address gets one free failure
+      only: guessing from many addresses slows down while the owner can still log in.
+    """
+
+    def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+        self._limiter = limiter
+        self._per_address = per_seconds(settings.login_attempts_per_minute, 60)
+        self._per_account = per_seconds(
+            settings.login_failures_per_email, settings.login_failure_window_seconds
+        )
+        self._free = settings.login_failures_before_backoff
+        self._backoff = Backoff(
+            limiter.storage,
+            base=settings.login_backoff_base_seconds,
+            longest=settings.login_backoff_max_seconds,
+            memory=max(settings.login_failure_window_seconds, settings.login_backoff_max_seconds),
+        )
+
+    @staticmethod
+    def _pair(email: str, client_ip: str) -> str:
+        return f"login/{email}/{client_ip}"
+
+    async def before_attempt(self, email: str, client_ip: str) -> None:
+        await self._limiter.hit(self._per_address, "login-ip", client_ip)
+        await self._backoff.check(self._pair(email, client_ip), LOGIN_BACKOFF_MESSAGE)
+
+    async def failed(self, email: str, client_ip: str) -> None:
+        under_attack = await self._limiter.reached(self._per_account, "login-failures", email)
+        await self._limiter.record(self._per_account, "login-failures", email)
+        await self._backoff.failed(
+            self._pair(email, client_ip), free=1 if under_attack else self._free
+        )
+
+    async def succeeded(self, email: str, client_ip: str) -> None:
+        await self._backoff.succeeded(self._pair(email, client_ip))
 
 
 async def login(
@@ -199,15 +244,13 @@ async def login(
     client_ip: str,
 ) -> IssuedTokens:
     email = normalize_email(email)
-    await _throttle_login(limiter, settings, email, client_ip)
+    throttle = LoginThrottle(limiter, settings)
+    await throttle.before_attempt(email, client_ip)
     user = await find_user_by_email(db, email)
     if not await verify_password(user.password_hash if user else None, password) or user is None:
-        await limiter.record(
-            per_seconds(settings.login_failures_per_email, settings.login_failure_window_seconds),
-            "login-failures",
-            email,
-        )
+        await throttle.failed(email, client_ip)
         raise InvalidCredentials()
+    await throttle.succeeded(email, client_ip)
     if user.suspended_at is not None:  # told only to whoever knows the password
         raise AccountSuspended()
     now = clock.now()

@@ -26,6 +26,13 @@ class ProviderAction(StrEnum):
             return WindowState.CANCELLING
         return WindowState.AUTHORIZING
 
+    def with_guest_present(self, window_number: int) -> bool:
+        """Holds the guest makes at the keyboard (the first, and one on a card just given
+        in the call) may ask them to authenticate; the others are merchant-initiated."""
+        return (self == ProviderAction.HOLD and window_number == 1) or (
+            self == ProviderAction.HOLD_CARD
+        )
+
     def key_part(self, attempt: int) -> str:
         """The action as its idempotency key names it: each new card is a new attempt."""
         return f"{self.value}_{attempt}" if self == ProviderAction.HOLD_CARD else self.value

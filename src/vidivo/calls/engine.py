@@ -12,6 +12,7 @@ What each window holds and captures, and the fee, come from the call's own terms
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,12 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from vidivo.calls import repository, windows
+from vidivo.calls import metrics, repository, windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
 from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
 from vidivo.calls.models import (
     FINAL_STATES,
     IN_FLIGHT,
+    UNSETTLED,
     BillingWindow,
     CallSession,
     SessionState,
@@ -37,6 +39,7 @@ from vidivo.calls.terms import MS_PER_MINUTE, CallTerms
 from vidivo.calls.timeline import begin_ending, billed_ms, coverage_minutes, reachable_ms
 from vidivo.core.clock import Clock
 from vidivo.core.hub import Hub
+from vidivo.core.logs import logged_call_session
 from vidivo.links import service as links
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.payments.provider import (
@@ -66,6 +69,8 @@ class ProviderStep:
     action: ProviderAction
     attempt: int
     idempotency_key: str
+    # A renewal's hold: when it fell due (the metrics measure how late it was placed).
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,10 @@ class BillingEngine:
 
     async def advance(self, session_id: str) -> None:
         """Do everything now due for the session: transitions, then provider steps."""
+        with logged_call_session(session_id):
+            await self._advance(session_id)
+
+    async def _advance(self, session_id: str) -> None:
         for _ in range(MAX_STEPS_PER_ADVANCE):
             try:
                 call, events = await self._plan(session_id)
@@ -160,8 +169,7 @@ class BillingEngine:
             customer_id=session.customer_id or "",
             payment_method_id=session.payment_method_id,
             destination_account_id=session.destination_account_id,
-            # Only the very first hold is made with the guest at the keyboard.
-            off_session=not (window.number == 1 and step.action == ProviderAction.HOLD),
+            off_session=not window.pending_guest_present,
             description=f"Vidivo call {session.id}, window {window.number}",
             metadata={
                 "session_id": session.id,
@@ -211,7 +219,10 @@ class BillingEngine:
         t = self.timings
         if session.state == SessionState.PENDING_PAYMENT:
             if now >= session.created_at + t.abandoned_start:
-                begin_ending(session, now, "start_abandoned")
+                asked = billing_windows[0].state == WindowState.AUTHENTICATING
+                begin_ending(
+                    session, now, "authentication_abandoned" if asked else "start_abandoned"
+                )
         elif session.state == SessionState.WAITING_FOR_HOST:
             if session.waiting_deadline is not None and now >= session.waiting_deadline:
                 begin_ending(session, now, "host_no_show")
@@ -255,6 +266,9 @@ class BillingEngine:
         if session.state == SessionState.ENDING:
             terms = CallTerms.of(session)
             for window in billing_windows:
+                if window.state == WindowState.AUTHENTICATING:
+                    # Never authorized: the waiting hold is cancelled, nothing is charged.
+                    return self._start(session, window, ProviderAction.CANCEL, 0, now)
                 if window.state != WindowState.HELD:
                     continue
                 captured = terms.capture_cents(
@@ -276,19 +290,22 @@ class BillingEngine:
         now: datetime,
     ) -> ProviderStep | None:
         last = billing_windows[-1]
-        if last.state == WindowState.DECLINED:
-            return None  # the guest was warned; a new card restarts the attempt
+        if last.state in (WindowState.DECLINED, WindowState.AUTHENTICATING):
+            return None  # the guest was warned, or is authenticating: the guest moves next
         terms = CallTerms.of(session)
         covered = coverage_minutes(session, billing_windows)
         minutes = terms.next_window_minutes(covered_minutes=covered)
         if minutes == 0:
             return None  # the spending cap is reached
-        if reachable_ms(session, now) < covered * MS_PER_MINUTE - terms.renewal_lead_ms():
+        due_ms = covered * MS_PER_MINUTE - terms.renewal_lead_ms()
+        reachable = reachable_ms(session, now)
+        if reachable < due_ms:
             return None
         window = windows.next_window(last, minutes, now)
         db.add(window)
         billing_windows.append(window)
-        return self._start(session, window, ProviderAction.HOLD, terms.cents_for(minutes), now)
+        step = self._start(session, window, ProviderAction.HOLD, terms.cents_for(minutes), now)
+        return dataclasses.replace(step, due_at=now - timedelta(milliseconds=reachable - due_ms))
 
     @staticmethod
     def _start(
@@ -309,7 +326,7 @@ class BillingEngine:
         now: datetime,
         events: list[CallEvent],
     ) -> None:
-        if any(w.state in IN_FLIGHT or w.state == WindowState.HELD for w in billing_windows):
+        if any(w.state in IN_FLIGHT or w.state in UNSETTLED for w in billing_windows):
             return
         if session.went_live_at is not None:
             session.state = SessionState.ENDED
@@ -399,6 +416,11 @@ class BillingEngine:
                 )
         except PaymentError as error:
             outcome = error
+        metrics.count_provider_call(step.action, outcome)
+        if step.due_at is not None and metrics.outcome_of(outcome) == "succeeded":
+            late = self._clock.now() - step.due_at
+            metrics.HOLD_LATENESS_SECONDS.observe(max(late.total_seconds(), 0.0))
+        log.info("provider step %s: %s", step.idempotency_key, _outcome_text(outcome))
         await self._record(step, outcome)
 
     async def _record(self, step: ProviderStep, outcome: Hold | PaymentError) -> None:
@@ -422,7 +444,7 @@ class BillingEngine:
                 step.action,
                 step.attempt,
             )
-            if recorded or window.state not in IN_FLIGHT:
+            if recorded or window.state not in IN_FLIGHT | {WindowState.AUTHENTICATING}:
                 return  # recorded already (a concurrent worker, or a replay)
             reconciled = outcome
             if isinstance(outcome, InvalidPaymentRequest) and window.provider_hold_id:
@@ -438,17 +460,41 @@ class BillingEngine:
                 self._clock.now(),
                 events,
             )
+            amounts = metrics.pending_amounts(db)
             await db.commit()
+        metrics.count_committed(amounts)
         await self._publish(step.session_id, events)
+
+    async def check_authentication(self, session_id: str) -> None:
+        """The guest says the bank's challenge is done: the provider's record of the waiting
+        hold settles it (authorized, refused, or still waiting). A provider failure is raised
+        to the guest, who may ask again; nothing is recorded then."""
+        async with self._factory() as db:
+            session = await db.get_one(CallSession, session_id, populate_existing=True)
+            billing_windows = await repository.windows_of(db, session_id)
+            waiting = [w for w in billing_windows if w.state == WindowState.AUTHENTICATING]
+            if not waiting:
+                return
+            window = waiting[0]
+            assert window.pending_action is not None and window.provider_hold_id is not None
+            step = _step(session, window, ProviderAction(window.pending_action))
+            hold_id = window.provider_hold_id
+        await self._pace.acquire()
+        hold = await self._provider.retrieve_hold(hold_id)
+        await self._record(step, hold)
+        await self.advance(session_id)
 
     async def _reconcile(self, hold_id: str, error: PaymentError) -> Hold | PaymentError:
         """A capture or cancel the provider refuses may already be done (or the hold lapsed):
         the provider's own record of the hold settles what happened."""
         try:
             await self._pace.acquire()
-            return await self._provider.retrieve_hold(hold_id)
-        except PaymentError:
+            hold = await self._provider.retrieve_hold(hold_id)
+        except PaymentError as failure:
+            metrics.count_provider_call("retrieve", failure)
             return error
+        metrics.count_provider_call("retrieve", hold)
+        return hold
 
 
 def _step(session: CallSession, window: BillingWindow, action: ProviderAction) -> ProviderStep:
@@ -460,3 +506,9 @@ def _step(session: CallSession, window: BillingWindow, action: ProviderAction) -
         attempt,
         idempotency_key(session.id, window.number, action, attempt),
     )
+
+
+def _outcome_text(outcome: Hold | PaymentError) -> str:
+    if isinstance(outcome, Hold):
+        return f"hold {outcome.id} {outcome.status}"
+    return f"{type(outcome).__name__}: {outcome.message}"

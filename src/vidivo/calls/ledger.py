@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vidivo.calls.metrics import AUDIT_MISMATCHES
 from vidivo.calls.models import CallSession, LedgerEntry, LedgerKind, SessionState
 from vidivo.calls.terms import CallTerms
 
@@ -79,4 +80,5 @@ async def audit(db: AsyncSession) -> list[AuditFinding]:
             sums = await totals(db, session.id)
             if sums[LedgerKind.CAPTURE] or sums[LedgerKind.HOLD] != sums[LedgerKind.RELEASE]:
                 findings.append(AuditFinding(session.id, f"{state} session kept money"))
+    AUDIT_MISMATCHES.inc(len(findings))
     return findings

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidivo.core.db import Base, UTCDateTime, new_id
@@ -28,6 +28,8 @@ class CallSession(Base):
     __table_args__ = (
         Index("ix_call_sessions_host_id_id", "host_id", "id"),
         Index("ix_call_sessions_next_action_at", "next_action_at"),
+        # The open calls (few) counted by state for the metrics; ended ones are most rows.
+        Index("ix_call_sessions_state", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
@@ -88,6 +90,9 @@ class CallSession(Base):
 class WindowState(StrEnum):
     PLANNED = "planned"
     AUTHORIZING = "authorizing"  # hold requested: the provider call may or may not have run
+    # The provider made the hold but the card's bank asks the guest to authenticate it
+    # (3-D Secure) first: nothing is held yet, the hold is settled by the guest's answer.
+    AUTHENTICATING = "authenticating"
     HELD = "held"
     CAPTURING = "capturing"
     CAPTURED = "captured"
@@ -97,6 +102,8 @@ class WindowState(StrEnum):
 
 
 IN_FLIGHT = {WindowState.AUTHORIZING, WindowState.CAPTURING, WindowState.CANCELLING}
+# Windows the call's end must still settle with the provider (capture or cancel).
+UNSETTLED = {WindowState.HELD, WindowState.AUTHENTICATING}
 COVERING = {WindowState.HELD, WindowState.CAPTURING, WindowState.CAPTURED}
 
 
@@ -120,6 +127,11 @@ class BillingWindow(Base):
     # both are part of its idempotency key.
     pending_action: Mapped[str | None] = mapped_column(String(40))
     pending_attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # Whether the in-flight hold is made with the guest at the keyboard (it may then ask for
+    # 3-D Secure). Fixed when the action starts: a replay must send what the first try sent.
+    pending_guest_present: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     pending_amount_cents: Mapped[int | None] = mapped_column(Integer)
     hold_attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_hold_id: Mapped[str | None] = mapped_column(String(64))

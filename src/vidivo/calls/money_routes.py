@@ -9,6 +9,7 @@ from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.models import User
 from vidivo.calls import ledger, refunds, repository, views
 from vidivo.calls import service as sessions
+from vidivo.calls.deps import LoggedCallSession
 from vidivo.calls.earnings import host_earnings
 from vidivo.calls.models import LedgerKind, RefundState, SessionState
 from vidivo.calls.money_schemas import (
@@ -25,7 +26,7 @@ from vidivo.core.schemas import error_responses, parse_timestamp
 from vidivo.idempotency.service import validate_key
 from vidivo.payments.deps import Payments
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], dependencies=[LoggedCallSession])
 
 
 @router.get(

@@ -71,6 +71,12 @@ def _record_hold(
     now: datetime,
     events: list[CallEvent],
 ) -> None:
+    if isinstance(outcome, Hold) and outcome.status == HoldStatus.REQUIRES_ACTION:
+        # Asked with the guest present (off-session holds are refused instead): the guest
+        # authenticates, then the hold is looked at again. The action stays for its key.
+        window.state = WindowState.AUTHENTICATING
+        window.provider_hold_id = outcome.id
+        return
     if isinstance(outcome, Hold) and outcome.status == HoldStatus.REQUIRES_CAPTURE:
         window.state = WindowState.HELD
         window.held_cents = outcome.amount_cents
@@ -89,16 +95,12 @@ def _record_hold(
         if window.number > 1:
             events.append(WindowRenewed(window.number, outcome.amount_cents))
         return
-    decline_code = (
-        outcome.decline_code
-        if isinstance(outcome, CardDeclined)
-        else "authentication_required"
-        if isinstance(outcome, AuthenticationRequired)
-        else "payment_failed"
-    )
+    decline_code = _decline_code(window, outcome)
     terms = CallTerms.of(session)
     fallback = terms.fallback_minutes(window.minutes)
-    if step.action == ProviderAction.HOLD and window.number > 1 and fallback:
+    # A smaller hold cannot help a card whose bank wants the guest: that is the card flow.
+    needs_guest = decline_code in NEEDS_THE_GUEST
+    if step.action == ProviderAction.HOLD and window.number > 1 and fallback and not needs_guest:
         # One retry with a smaller hold: a few more minutes may still fit on the card.
         window.minutes = fallback
         window.pending_action = ProviderAction.HOLD_FALLBACK
@@ -115,6 +117,20 @@ def _record_hold(
         )
 
 
+AUTH_FAILED = "authentication_failed"  # the guest was asked and the bank said no
+NEEDS_THE_GUEST = {"authentication_required", AUTH_FAILED}
+
+
+def _decline_code(window: BillingWindow, outcome: Hold | PaymentError) -> str:
+    if window.state == WindowState.AUTHENTICATING:
+        return AUTH_FAILED
+    if isinstance(outcome, CardDeclined):
+        return outcome.decline_code
+    if isinstance(outcome, AuthenticationRequired):
+        return "authentication_required"
+    return "payment_failed"
+
+
 def _record_settlement(
     db: AsyncSession,
     session: CallSession,
@@ -127,7 +143,10 @@ def _record_settlement(
         window.state = WindowState.CAPTURED
         window.captured_cents = hold.amount_captured_cents
         window.fee_cents = hold.application_fee_cents
-    elif hold.status == HoldStatus.CANCELED:
+    elif hold.status == HoldStatus.CANCELED or (
+        # A hold whose authentication failed was never authorized: nothing to release.
+        step.action == ProviderAction.CANCEL and hold.status == HoldStatus.FAILED
+    ):
         window.state = WindowState.RELEASED
     else:
         _retry_later(window, f"hold is {hold.status} after {step.action}", now)

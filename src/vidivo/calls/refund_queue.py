@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
-from vidivo.calls import ledger
+from vidivo.calls import ledger, metrics
 from vidivo.calls.models import (
     BillingWindow,
     CallSession,
@@ -156,11 +156,14 @@ async def _carry_out(carrier: RefundCarrier, refund: SessionRefund) -> bool:
                 window.provider_hold_id, amount_cents=part, idempotency_key=key
             )
         except TransientPaymentError as exc:
+            metrics.count_provider_call("refund", exc)
             await _retry_later(carrier, refund, exc)
             return False
         except PaymentError as exc:
+            metrics.count_provider_call("refund", exc)
             await _fail(carrier, refund, done, exc.message)
             return True
+        metrics.count_provider_call("refund", result)
         fee_back = refunded_fee_cents(window.fee_cents, window.captured_cents, part)
         await _record_part(carrier, refund, window.number, part, fee_back, result.id, key)
         done += part
@@ -190,10 +193,13 @@ async def _record_part(
                 idempotency_key=key,
                 at=carrier.clock.now(),
             )
+        amounts = metrics.pending_amounts(db)
         try:
             await db.commit()
         except IntegrityError:  # recorded already, by a carrier whose lease ran out
             await db.rollback()
+            return
+        metrics.count_committed(amounts)
 
 
 async def _fail(carrier: RefundCarrier, refund: SessionRefund, refunded: int, message: str) -> None:

@@ -9,7 +9,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vidivo.calls.models import BillingWindow, CallSession
+from vidivo.calls.models import (
+    BillingWindow,
+    CallSession,
+    RefundState,
+    SessionRefund,
+    SessionState,
+    WindowState,
+)
 from vidivo.core.db import looks_like_id
 from vidivo.core.errors import NotFound
 
@@ -118,3 +125,64 @@ async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
 
 async def next_due_at(db: AsyncSession) -> datetime | None:
     return await db.scalar(select(func.min(CallSession.next_action_at)))
+
+
+async def open_calls_by_state(
+    db: AsyncSession, open_states: list[SessionState]
+) -> dict[SessionState, int]:
+    """One grouped count over the open states; the state index keeps the ended calls (nearly
+    every row) out of it."""
+    rows = await db.execute(
+        select(CallSession.state, func.count())
+        .where(CallSession.state.in_(open_states))
+        .group_by(CallSession.state)
+    )
+    return {SessionState(state): int(n) for state, n in rows}
+
+
+# What keeps a host's account open (`accounts.closure`).
+
+# A call not yet over: a guest is paying, waiting, or about to be held.
+UNDERWAY_STATES = (
+    SessionState.PENDING_PAYMENT,
+    SessionState.WAITING_FOR_HOST,
+    SessionState.LIVE,
+    SessionState.PAUSED,
+)
+# A hold on a guest's card not yet captured or released, or a provider call about it in flight.
+UNSETTLED_WINDOW_STATES = (
+    WindowState.AUTHORIZING,
+    WindowState.HELD,
+    WindowState.CAPTURING,
+    WindowState.CANCELLING,
+)
+
+
+async def host_has_call_underway(db: AsyncSession, host_id: str) -> bool:
+    found = await db.scalar(
+        select(CallSession.id)
+        .where(CallSession.host_id == host_id, CallSession.state.in_(UNDERWAY_STATES))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def host_has_money_pending(db: AsyncSession, host_id: str) -> bool:
+    """A call still settling, a hold not yet captured or released, or a refund under way."""
+    settling = select(CallSession.id).where(
+        CallSession.host_id == host_id, CallSession.state == SessionState.ENDING
+    )
+    holding = (
+        select(BillingWindow.id)
+        .join(CallSession, CallSession.id == BillingWindow.session_id)
+        .where(CallSession.host_id == host_id, BillingWindow.state.in_(UNSETTLED_WINDOW_STATES))
+    )
+    refunding = (
+        select(SessionRefund.id)
+        .join(CallSession, CallSession.id == SessionRefund.session_id)
+        .where(CallSession.host_id == host_id, SessionRefund.state == RefundState.PENDING)
+    )
+    for query in (settling, holding, refunding):
+        if await db.scalar(query.limit(1)) is not None:
+            return True
+    return False

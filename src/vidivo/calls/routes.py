@@ -7,10 +7,11 @@ from fastapi import APIRouter, Query, status
 from vidivo.auth.deps import Caller, CurrentHost
 from vidivo.auth.service import GuestPrincipal
 from vidivo.calls import repository, service, views
-from vidivo.calls.deps import Billing, Calls
+from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.schemas import (
     Charges,
+    GuestPaymentResponse,
     PaymentMethodUpdate,
     SessionList,
     SessionResponse,
@@ -21,8 +22,9 @@ from vidivo.core.deps import AppClock, Cursors, DbSession
 from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
+from vidivo.links.deps import KnownShortCode
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], dependencies=[LoggedCallSession])
 
 
 async def _respond(clock: AppClock, db: DbSession, session: CallSession) -> SessionResponse:
@@ -38,7 +40,7 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
     "/v1/links/{short_code}/sessions",
     status_code=status.HTTP_201_CREATED,
     responses={
-        **error_responses(402, 404, 409, 410, 502),
+        **error_responses(402, 404, 409, 410, 429, 502),
         **links_to(
             201,
             GetSession=("get_session", STARTED_SESSION),
@@ -46,6 +48,7 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
             Decline=("decline", STARTED_SESSION),
             End=("end", STARTED_SESSION),
             ReplacePaymentMethod=("replace_payment_method", STARTED_SESSION),
+            ConfirmPayment=("confirm_payment", STARTED_SESSION),
             Charges=("charges", STARTED_SESSION),
             Receipt=("receipt", STARTED_SESSION),
             Refund=("refund", STARTED_SESSION),
@@ -55,7 +58,7 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
     summary="Start a call: hold the first window on the guest's card",
 )
 async def start_session(
-    short_code: str, body: SessionStart, calls: Calls, clock: AppClock, db: DbSession
+    short_code: KnownShortCode, body: SessionStart, calls: Calls, clock: AppClock, db: DbSession
 ) -> SessionStarted:
     started = await calls.start(short_code, body)
     billing_windows = await repository.windows_of(db, started.session.id)
@@ -63,6 +66,7 @@ async def start_session(
     return SessionStarted(
         session=views.session_out(started.session, billing_windows, now),
         guest_token=started.guest_token,
+        authentication=views.authentication_out(started.authentication),
     )
 
 
@@ -160,11 +164,41 @@ async def replace_payment_method(
     db: DbSession,
     calls: Calls,
     clock: AppClock,
-) -> SessionResponse:
+) -> GuestPaymentResponse:
     if not isinstance(caller, GuestPrincipal):
         raise Forbidden("Only the guest can change the card.")
-    await calls.replace_payment_method(session_id, caller, body.payment_method_id)
-    return await _respond(clock, db, await service.get_for(db, session_id, caller))
+    _, pending = await calls.replace_payment_method(session_id, caller, body.payment_method_id)
+    return await _respond_to_guest(clock, db, session_id, caller, pending)
+
+
+@router.post(
+    "/v1/sessions/{session_id}/payment/confirm",
+    responses=error_responses(401, 402, 403, 404, 409, 502),
+    summary="The guest is back from the card's 3-D Secure challenge: the waiting hold is "
+    "looked at again, and the call goes on (or 402 if the bank refused)",
+)
+async def confirm_payment(
+    session_id: str, caller: Caller, db: DbSession, calls: Calls, clock: AppClock
+) -> GuestPaymentResponse:
+    if not isinstance(caller, GuestPrincipal):
+        raise Forbidden("Only the guest can answer the card's bank.")
+    _, pending = await calls.confirm_payment(session_id, caller)
+    return await _respond_to_guest(clock, db, session_id, caller, pending)
+
+
+async def _respond_to_guest(
+    clock: AppClock,
+    db: DbSession,
+    session_id: str,
+    caller: GuestPrincipal,
+    pending: service.PendingAuthentication | None,
+) -> GuestPaymentResponse:
+    session = await service.get_for(db, session_id, caller)
+    billing_windows = await repository.windows_of(db, session.id)
+    return GuestPaymentResponse(
+        session=views.session_out(session, billing_windows, clock.now()),
+        authentication=views.authentication_out(pending),
+    )
 
 
 @router.get(

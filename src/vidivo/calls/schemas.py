@@ -54,6 +54,10 @@ class SessionOut(BaseModel):
     current_window: int | None
     next_renewal_at: Timestamp | None
     hold_declined: bool
+    awaiting_authentication: bool = Field(
+        description="The card's bank asks the guest to authenticate a hold (3-D Secure) "
+        "before it exists: the first hold (state `pending_payment`) or a renewal on a new card."
+    )
     away: str | None = Field(
         description="Whose connection is down while the call is paused: host or guest."
     )
@@ -68,9 +72,36 @@ class SessionResponse(BaseModel):
     session: SessionOut
 
 
+class PaymentAuthentication(BaseModel):
+    """The card's bank asks the guest to authenticate a hold (3-D Secure, Strong Customer
+    Authentication). When done, the guest calls `POST /v1/sessions/{id}/payment/confirm`."""
+
+    window: int = Field(description="The billing window whose hold waits.")
+    client_secret: str | None = Field(
+        description="With Stripe: the PaymentIntent's client secret, for Stripe.js "
+        "`stripe.handleNextAction({clientSecret})`. Only ever given to the guest."
+    )
+    next_action_url: str | None = Field(
+        description="A page to send the guest to (simulated payments: the local challenge "
+        "page; add `?return_to=/call/{id}` to come back)."
+    )
+
+
 class SessionStarted(BaseModel):
     session: SessionOut
     guest_token: str
+    authentication: PaymentAuthentication | None = Field(
+        default=None,
+        description="Set when the first hold awaits the guest's authentication: the session "
+        "stays `pending_payment`, nothing is held and the host is not rung until it is done.",
+    )
+
+
+class GuestPaymentResponse(BaseModel):
+    session: SessionOut
+    authentication: PaymentAuthentication | None = Field(
+        default=None, description="Set while a hold awaits the guest's authentication."
+    )
 
 
 class SessionList(BaseModel):

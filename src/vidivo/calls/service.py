@@ -14,7 +14,15 @@ from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.calls import repository, windows
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.events import CardUpdated, IncomingCall
-from vidivo.calls.models import FINAL_STATES, CallSession, SessionState, WindowState
+from vidivo.calls.models import (
+    FINAL_STATES,
+    IN_FLIGHT,
+    BillingWindow,
+    CallSession,
+    SessionState,
+    WindowState,
+)
+from vidivo.calls.outcomes import AUTH_FAILED, NEEDS_THE_GUEST
 from vidivo.calls.repository import find_by_hold, load_session, windows_of
 from vidivo.calls.schemas import SessionStart
 from vidivo.calls.terms import MS_PER_MINUTE, CallTerms, SpendingCapTooLow
@@ -53,9 +61,20 @@ class InvalidSessionState(ApiError):
 
 
 @dataclass(frozen=True)
+class PendingAuthentication:
+    """A hold the card's bank asks the guest to authenticate (3-D Secure) before it exists:
+    Stripe.js finishes it with the client secret, a plain page at the URL (simulated)."""
+
+    window: int
+    client_secret: str | None
+    next_action_url: str | None
+
+
+@dataclass(frozen=True)
 class StartedSession:
     session: CallSession
     guest_token: str
+    authentication: PendingAuthentication | None = None
 
 
 def ensure_may_view(session: CallSession, caller: Principal | GuestPrincipal) -> None:
@@ -164,24 +183,39 @@ class CallService:
             await db.commit()
 
         await self._engine.advance(session_id)
+        session, asked = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+        return StartedSession(session, self._guest_token(session_id), asked)
+
+    async def _after_first_hold(
+        self, session_id: str, link_id: str, link_code: str, limited_uses: bool
+    ) -> tuple[CallSession, PendingAuthentication | None]:
+        """The first hold is settled: authorized, it takes a use and rings the host; refused,
+        the start fails; still with the guest's bank, the guest is told how to answer."""
+        clock = self._clock
         async with self._factory() as db:
             session = await load_session(db, session_id)
             host = await db.get_one(User, session.host_id, populate_existing=True)
             if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
                 begin_ending(session, clock.now(), "host_suspended")
             if session.state != SessionState.PENDING_PAYMENT:
-                # The host was suspended while the first hold was placed: the engine releases
-                # what it held, and the link keeps its use.
+                # The host was suspended while the first hold was placed (or the guest took
+                # too long to authenticate): the engine releases what it held, and the link
+                # keeps its use.
                 await db.commit()
                 await self._engine.advance(session_id)
-                raise HostUnavailable()
+                if session.end_reason == "host_suspended":
+                    raise HostUnavailable()
+                raise InvalidSessionState("This call did not start in time; nothing was charged.")
             first = (await windows_of(db, session_id))[0]
+            if first.state == WindowState.AUTHENTICATING:
+                await db.commit()
+                return session, await self._pending_authentication(first)
             if first.state == WindowState.DECLINED:
-                await self._fail_start(session_id, "card_declined")
-                raise PaymentFailed(
-                    _decline_message(first.decline_code),
-                    details=[{"field": "payment_method_id", "message": first.decline_code or ""}],
+                code = first.decline_code
+                await self._fail_start(
+                    session_id, code if code in NEEDS_THE_GUEST else "card_declined"
                 )
+                raise _declined(first.decline_code)
             if first.state != WindowState.HELD:
                 begin_ending(session, clock.now(), "provider_unavailable")
                 await db.commit()
@@ -202,7 +236,46 @@ class CallService:
         if limited_uses:  # this use may have been the last: the public view changes
             await self._public_links.changed(self._hub, code=link_code)
         await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
-        return StartedSession(session, self._guest_token(session_id))
+        return session, None
+
+    async def _pending_authentication(self, window: BillingWindow) -> PendingAuthentication:
+        """How the guest answers the bank: read from the provider (never stored here)."""
+        assert window.provider_hold_id is not None
+        try:
+            hold = await self._provider.retrieve_hold(window.provider_hold_id)
+        except PaymentError as error:
+            raise payouts.PaymentProviderUnavailable() from error
+        return PendingAuthentication(window.number, hold.client_secret, hold.next_action_url)
+
+    async def confirm_payment(
+        self, session_id: str, caller: GuestPrincipal
+    ) -> tuple[CallSession, PendingAuthentication | None]:
+        """The guest is back from the bank's challenge: settle the waiting hold, then go on
+        as the start or the renewal would have. Asking again changes nothing."""
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            ensure_may_view(session, caller)
+            link_id = session.link_id
+            link_code, limited_uses = await links.code_and_limit(db, link_id)
+        try:
+            await self._engine.check_authentication(session_id)
+        except PaymentError as error:
+            raise payouts.PaymentProviderUnavailable() from error
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            billing_windows = await windows_of(db, session_id)
+            if session.state == SessionState.DECLINED and session.end_reason == AUTH_FAILED:
+                raise _declined(AUTH_FAILED)
+            first, last = billing_windows[0], billing_windows[-1]
+        if session.state == SessionState.PENDING_PAYMENT:
+            if first.state in IN_FLIGHT:
+                raise InvalidSessionState("This call is still starting.")
+            return await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+        if last.state == WindowState.AUTHENTICATING:
+            return session, await self._pending_authentication(last)
+        if last.state == WindowState.DECLINED and last.decline_code == AUTH_FAILED:
+            raise _declined(AUTH_FAILED)  # the guest may give a card again
+        return session, None
 
     async def _fail_start(self, session_id: str, reason: str) -> None:
         async with self._factory() as db:
@@ -297,7 +370,7 @@ class CallService:
         session_id: str,
         caller: GuestPrincipal,
         payment_method_id: str,
-    ) -> CallSession:
+    ) -> tuple[CallSession, PendingAuthentication | None]:
         async with self._factory() as db:
             session = await load_session(db, session_id)
             ensure_may_view(session, caller)
@@ -307,6 +380,8 @@ class CallService:
                 SessionState.WAITING_FOR_HOST,
             ):
                 raise InvalidSessionState("The card can only be changed during a call.")
+            if (await windows_of(db, session_id))[-1].state == WindowState.AUTHENTICATING:
+                raise InvalidSessionState("The card's bank is waiting for you: answer it first.")
             customer_id = session.customer_id
         assert customer_id is not None
         try:
@@ -331,7 +406,11 @@ class CallService:
         session = await self._with_retry(session_id, change)
         await self._hub.publish(session_id, CardUpdated().message())
         await self._engine.advance(session_id)
-        return session
+        async with self._factory() as db:
+            last = (await windows_of(db, session_id))[-1]
+        if last.state == WindowState.AUTHENTICATING:  # the new card's bank asks the guest
+            return session, await self._pending_authentication(last)
+        return session, None
 
 
 def _terms_at_start(
@@ -353,16 +432,20 @@ def _terms_at_start(
 def _decline_message(code: str | None) -> str:
     return {
         "insufficient_funds": "The card has insufficient funds.",
-        "authentication_required": "The card needs authentication this call cannot do.",
+        "authentication_required": "The card's bank asks you to confirm this payment.",
+        "authentication_failed": "The card's bank did not confirm the payment.",
     }.get(code or "", "The card was declined.")
+
+
+def _declined(code: str | None) -> PaymentFailed:
+    return PaymentFailed(
+        _decline_message(code), details=[{"field": "payment_method_id", "message": code or ""}]
+    )
 
 
 def _start_error(error: PaymentError) -> ApiError:
     if isinstance(error, CardDeclined | AuthenticationRequired):
-        code = getattr(error, "decline_code", "authentication_required")
-        return PaymentFailed(
-            _decline_message(code), details=[{"field": "payment_method_id", "message": code}]
-        )
+        return _declined(getattr(error, "decline_code", "authentication_required"))
     if isinstance(error, InvalidPaymentRequest):
         return ValidationFailed.field("payment_method_id", error.message)
     return payouts.PaymentProviderUnavailable()

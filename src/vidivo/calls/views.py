@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from vidivo.calls.meter import METER_RULE
 from vidivo.calls.models import COVERING, BillingWindow, CallSession, SessionState, WindowState
 from vidivo.calls.money_schemas import Receipt, ReceiptWindow
-from vidivo.calls.schemas import Charges, ChargeTotals, SessionOut, TermsOut, WindowCharge
+from vidivo.calls.schemas import (
+    Charges,
+    ChargeTotals,
+    PaymentAuthentication,
+    SessionOut,
+    TermsOut,
+    WindowCharge,
+)
 from vidivo.calls.terms import CallTerms
 from vidivo.calls.timeline import billed_ms
 from vidivo.core.money import format_cents
+
+if TYPE_CHECKING:
+    from vidivo.calls.service import PendingAuthentication
 
 SETTLED = (WindowState.CAPTURED, WindowState.RELEASED)
 
@@ -63,12 +74,24 @@ def session_out(
         current_window=current,
         next_renewal_at=next_renewal_at,
         hold_declined=bool(billing_windows) and billing_windows[-1].state == WindowState.DECLINED,
+        awaiting_authentication=bool(billing_windows)
+        and billing_windows[-1].state == WindowState.AUTHENTICATING,
         away=_away(session),
         created_at=session.created_at,
         went_live_at=session.went_live_at,
         ended_at=session.ended_at,
         terms=terms_out(terms),
         as_of=now,
+    )
+
+
+def authentication_out(pending: PendingAuthentication | None) -> PaymentAuthentication | None:
+    if pending is None:
+        return None
+    return PaymentAuthentication(
+        window=pending.window,
+        client_secret=pending.client_secret,
+        next_action_url=pending.next_action_url,
     )
 
 

@@ -52,6 +52,7 @@ def begin_action(
     window.state = action.in_flight_state
     window.pending_action = action
     window.pending_attempt = attempt
+    window.pending_guest_present = action.with_guest_present(window.number)
     window.pending_amount_cents = amount_cents
     window.decline_code = None
     window.retry_at = None

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidivo.calls import repository
+from vidivo.calls import metrics, repository
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.refund_queue import RefundCarrier, carry_out_refunds, sessions_with_due_refunds
 from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
 from vidivo.core.errors import is_database_outage
+from vidivo.core.logs import logged_call_session
 from vidivo.payments.provider import PaymentProvider
 
 log = logging.getLogger("vidivo.worker")
@@ -66,15 +67,16 @@ class BillingWorker:
 
     async def _advance(self, session_id: str) -> None:
         async with self._concurrency:
-            try:
-                await self._engine.advance(session_id)
-            except Exception as exc:
-                if is_database_outage(exc):  # its lease runs out; the next pass carries on
-                    log.warning("session %s waits for the database: %s", session_id, exc)
-                else:
-                    log.exception("advancing session %s failed; retried later", session_id)
-            finally:
-                await self._release(session_id)
+            with logged_call_session(session_id):
+                try:
+                    await self._engine.advance(session_id)
+                except Exception as exc:
+                    if is_database_outage(exc):  # its lease runs out; the next pass carries on
+                        log.warning("session %s waits for the database: %s", session_id, exc)
+                    else:
+                        log.exception("advancing session %s failed; retried later", session_id)
+                finally:
+                    await self._release(session_id)
 
     async def run_due(self) -> int:
         """Advance every due session once, several at a time, then resume the refunds due;
@@ -85,6 +87,7 @@ class BillingWorker:
             # provider, not on the CPU), within the concurrency limit and the engine's pace.
             await asyncio.gather(*(self._advance(session_id) for session_id in ids))
             seen.update(ids)
+        metrics.SESSIONS_DUE.set(len(seen))
         return len(seen) + await self.resume_refunds()
 
     async def resume_refunds(self) -> int:
@@ -93,16 +96,19 @@ class BillingWorker:
         carrier = RefundCarrier(self._factory, self._payments, self._clock, self.worker_id)
         resumed = 0
         for session_id in await sessions_with_due_refunds(self._factory, self._clock.now()):
-            try:
-                taken = await carry_out_refunds(carrier, session_id)
-            except Exception as exc:
-                if is_database_outage(exc):
-                    log.warning("refunds of %s wait for the database: %s", session_id, exc)
-                else:
-                    log.exception("refunds of session %s failed; retried later", session_id)
-                continue
-            resumed += taken
+            with logged_call_session(session_id):
+                resumed += await self._resume_refunds_of(carrier, session_id)
         return resumed
+
+    async def _resume_refunds_of(self, carrier: RefundCarrier, session_id: str) -> int:
+        try:
+            return await carry_out_refunds(carrier, session_id)
+        except Exception as exc:
+            if is_database_outage(exc):
+                log.warning("refunds of %s wait for the database: %s", session_id, exc)
+            else:
+                log.exception("refunds of session %s failed; retried later", session_id)
+            return 0
 
     async def next_due_at(self) -> datetime | None:
         async with self._factory() as db:

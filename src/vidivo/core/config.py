@@ -12,6 +12,8 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vidivo.core.client_address import parse_networks
+
 
 class PaymentsMode(StrEnum):
     SIMULATED = "simulated"
@@ -21,6 +23,18 @@ class PaymentsMode(StrEnum):
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class MetricsMode(StrEnum):
+    OFF = "off"
+    # `/metrics` on the API's port, for a bearer of VIDIVO_METRICS_TOKEN (a mode, not a secret)
+    TOKEN = "token"  # noqa: S105
+    LISTEN = "listen"  # `/metrics` only on VIDIVO_METRICS_HOST:VIDIVO_METRICS_PORT
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object a line, for log collectors
 
 
 class Settings(BaseSettings):
@@ -39,6 +53,7 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
     email_verification_ttl_seconds: int = Field(default=86400, ge=300)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=300, le=86400)
 
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -48,10 +63,17 @@ class Settings(BaseSettings):
     mail_from: str = "Vidivo <no-reply@vidivo.local>"
 
     login_attempts_per_minute: int = Field(default=10, ge=1)
-    login_failures_per_email: int = Field(default=5, ge=1)
-    login_failure_window_seconds: int = Field(default=900, ge=1)
+    # Failed logins: per (account, address) a doubling wait; per account a ceiling that
+    # leaves every address one free failure (see auth.service.LoginThrottle).
+    login_failures_before_backoff: int = Field(default=5, ge=1)
+    login_backoff_base_seconds: int = Field(default=30, ge=1)
+    login_backoff_max_seconds: int = Field(default=3600, ge=1)
+    login_failures_per_email: int = Field(default=50, ge=1)
+    login_failure_window_seconds: int = Field(default=3600, ge=1)
     signups_per_hour: int = Field(default=20, ge=1)
     link_misses_per_minute: int = Field(default=30, ge=1)
+    # Comma-separated IPs/CIDRs of our reverse proxies; only they may say who the client is.
+    trusted_proxies: str = ""
 
     stripe_secret_key: str | None = None
     stripe_publishable_key: str | None = None
@@ -86,6 +108,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     platform_fee_percent: Decimal = Field(default=Decimal(10), ge=0, le=100)
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+
+    metrics: MetricsMode = MetricsMode.OFF
+    metrics_token: str | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
 
     @field_validator("public_base_url")
     @classmethod
@@ -111,6 +139,9 @@ class Settings(BaseSettings):
                 "VIDIVO_PAYMENTS=stripe needs VIDIVO_STRIPE_SECRET_KEY and "
                 "VIDIVO_STRIPE_WEBHOOK_SECRET"
             )
+        if self.metrics == MetricsMode.TOKEN and len(self.metrics_token or "") < 16:
+            raise ValueError("VIDIVO_METRICS=token needs VIDIVO_METRICS_TOKEN (16+ characters)")
+        parse_networks(self.trusted_proxies)  # a typo fails at start, not as a silent no-op
         if self.turn_urls and not self.turn_secret:
             raise ValueError("VIDIVO_TURN_URLS needs VIDIVO_TURN_SECRET")
         return self

@@ -19,6 +19,8 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from vidivo.core.metrics import HUB_PUBLISH_FAILURES
+
 Event = dict[str, Any]
 QUEUE_LIMIT = 256
 log = logging.getLogger("vidivo.hub")
@@ -127,6 +129,7 @@ class RedisHub:
             await self._redis.publish(self.PREFIX + channel, orjson.dumps(event))
         except (RedisError, OSError) as error:
             # Degraded: peers on this instance still hear each other.
+            HUB_PUBLISH_FAILURES.inc()
             log.warning("redis publish failed (%s); delivering locally only", error)
             self._local.deliver(channel, event)
 

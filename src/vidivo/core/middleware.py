@@ -33,7 +33,16 @@ SECURITY_HEADERS = [
         b"media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; "
         b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     ),
+    # Calls need the camera and microphone, on this origin only (not in Stripe's frames);
+    # nothing here needs the other sensors. (`payment` is left to Stripe's wallets.)
+    (
+        b"permissions-policy",
+        b"camera=(self), microphone=(self), display-capture=(), geolocation=(), usb=(), "
+        b"midi=(), accelerometer=(), gyroscope=(), magnetometer=()",
+    ),
 ]
+# Production is served over HTTPS only: browsers are told to never try plain HTTP again.
+STRICT_TRANSPORT = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -119,8 +128,9 @@ class RequestBodyPolicy:
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, strict_transport: bool = False) -> None:
         self.app = app
+        self.headers = [*SECURITY_HEADERS, *([STRICT_TRANSPORT] if strict_transport else [])]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,7 +140,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                extra = [(n, v) for n, v in self.headers if n not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -24,15 +24,23 @@ def format_timestamp(moment: datetime) -> str:
 TIMESTAMP_HINT = 'must be an ISO 8601 timestamp with a time zone, like "2026-03-22T00:00:00Z"'
 
 
+TIMESTAMP_RANGE = "must fall between years 1 and 9999 once converted to UTC"
+
+
 def parse_timestamp(text: str) -> datetime:
-    """Only ISO 8601 with an explicit zone: never an epoch number, never a naive local time."""
+    """Only ISO 8601 with an explicit zone: never an epoch number, never a naive local time.
+    Returned in UTC: a zone offset that pushes year 1 or 9999 off the calendar is refused here,
+    not when the database (or a comparison) converts it."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(TIMESTAMP_HINT) from None
     if moment.tzinfo is None:
         raise ValueError(TIMESTAMP_HINT)
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(TIMESTAMP_RANGE) from None
 
 
 Timestamp = Annotated[

@@ -12,8 +12,10 @@ import re
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vidivo.core.client_address import client_address
 from vidivo.core.clock import Clock
-from vidivo.core.errors import ApiError, NotFound, error_response, unexpected_error
+from vidivo.core.errors import ApiError, error_response, unexpected_error
+from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.links import service
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
@@ -49,19 +51,14 @@ class PublicLinkFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
-        if refused := self.guard.refusal(address):
-            await error_response(refused)(scope, receive, send)
-            return
+        scope[ROUTE_TEMPLATE_KEY] = "/v1/links/{short_code}"  # the route this layer stands in for
         try:
-            body = await service.public_view_body(
-                self.engine, self.cache, self.clock, self.base_url, match.group(1)
+            body = await self.guard.lookup(
+                client_address(scope),
+                lambda: service.public_view_body(
+                    self.engine, self.cache, self.clock, self.base_url, match.group(1)
+                ),
             )
-        except NotFound as missing:
-            error: ApiError = await self.guard.missed(address) or missing
-            await error_response(error)(scope, receive, send)
-            return
         except ApiError as other:
             await error_response(other)(scope, receive, send)
             return

@@ -1,6 +1,9 @@
 """Short-code enumeration: an address that keeps asking for codes that do not exist gets
 `429` + `Retry-After` for a while, on every lookup (hits too), instead of more answers.
 
+Every route that takes a short code looks it up through `lookup`, whoever asks (with a token
+or without): the public view, the owner's view, the guest page, starting a call.
+
 Misses are counted with the shared rate limiter (Redis when configured, so the count spans
 instances); the block itself is remembered in process, so a lookup of a cached link costs no
 round trip at all.
@@ -10,9 +13,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from vidivo.core.errors import RateLimited
+from vidivo.core.errors import NotFound, RateLimited
 from vidivo.core.ratelimit import RateLimiter, per_seconds
+
+T = TypeVar("T")
 
 
 class LookupGuard:
@@ -20,6 +27,18 @@ class LookupGuard:
         self._limiter = limiter
         self._item = per_seconds(misses_per_minute, 60)
         self._blocked_until: dict[str, float] = {}
+
+    async def lookup(self, address: str, find: Callable[[], Awaitable[T]]) -> T:
+        """`find()`'s answer; its 404 counted as a miss (a 429 once too many), and nothing at
+        all looked up for an address that is blocked."""
+        if refused := self.refusal(address):
+            raise refused
+        try:
+            return await find()
+        except NotFound:
+            if refused := await self.missed(address):
+                raise refused from None
+            raise
 
     def refusal(self, address: str) -> RateLimited | None:
         """The 429 for an address that is blocked now, else None."""

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from vidivo.auth.deps import CurrentHost, OptionalPrincipal
+from vidivo.auth.deps import TOKEN_OPTIONAL, CurrentHost, OptionalPrincipal
+from vidivo.auth.models import User
 from vidivo.auth.service import Principal
+from vidivo.core.client_address import client_address
 from vidivo.core.deps import (
     AppClock,
     AppHub,
@@ -21,7 +23,7 @@ from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
 from vidivo.idempotency import service as idempotency
 from vidivo.links import service
-from vidivo.links.deps import PublicLinks
+from vidivo.links.deps import LinkLookups, PublicLinks
 from vidivo.links.models import Link
 from vidivo.links.schemas import (
     HostPublic,
@@ -152,6 +154,7 @@ async def list_links(
     response_model=LinkLookupResponse,
     responses=error_responses(401, 404, 410, 429),
     summary="Open a call link: public details, or everything for its owner",
+    openapi_extra=TOKEN_OPTIONAL,
 )
 async def get_link(
     short_code: str,
@@ -161,17 +164,27 @@ async def get_link(
     public_links: PublicLinks,
     clock: AppClock,
     settings: AppSettings,
+    lookups: LinkLookups,
+    request: Request,
 ) -> LinkLookupResponse | Response:
+    address = client_address(request.scope)
     if principal is not None:
-        async with factory() as db:
-            link, host = await service.get_usable_for_view(db, clock, short_code)
+
+        async def find() -> tuple[Link, User]:
+            async with factory() as db:
+                return await service.get_usable_for_view(db, clock, short_code)
+
+        link, host = await lookups.lookup(address, find)
         if principal.user.id == link.host_id:
             owner_view = link_out(settings.public_base_url, link)
-            host_public = HostPublic(display_name=host.display_name)
+            host_public = HostPublic(display_name=host.display_name, bio=host.bio)
             return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
     # Everyone else sees the public view, built in one place (the fast path serves the same).
-    body = await service.public_view_body(
-        engine, public_links, clock, settings.public_base_url, short_code
+    body = await lookups.lookup(
+        address,
+        lambda: service.public_view_body(
+            engine, public_links, clock, settings.public_base_url, short_code
+        ),
     )
     return Response(body, media_type="application/json")
 

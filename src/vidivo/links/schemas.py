@@ -82,6 +82,7 @@ class LinkListResponse(BaseModel):
 
 class HostPublic(BaseModel):
     display_name: str
+    bio: str | None = None  # the host's short self-description, plain text
 
 
 class PublicLink(BaseModel):

@@ -135,6 +135,7 @@ async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> Pu
             Link.max_uses,
             Link.use_count,
             User.display_name,
+            User.bio,
             User.suspended_at,
         )
         .join(User, User.id == Link.host_id)
@@ -155,7 +156,7 @@ async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> Pu
         link=PublicLink(
             short_code=row.short_code,
             url=f"{base_url}/c/{row.short_code}",
-            host=HostPublic(display_name=row.display_name),
+            host=HostPublic(display_name=row.display_name, bio=row.bio),
             rate_per_minute=format_cents(row.rate_cents),
             window_size_minutes=row.window_size_minutes,
             is_active=row.is_active,
@@ -248,6 +249,13 @@ async def consume_use(db: AsyncSession, link_id: str, now: datetime) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def code_and_limit(db: AsyncSession, link_id: str) -> tuple[str, bool]:
+    """The link's short code, and whether its uses are limited (its public view then
+    changes as they run out)."""
+    row = (await db.execute(select(Link.short_code, Link.max_uses).where(Link.id == link_id))).one()
+    return row.short_code, row.max_uses is not None
+
+
 async def give_back_use(db: AsyncSession, link_id: str) -> str | None:
     """A call that never happened (declined, host no-show) does not count against the link.
     The link's short code (its public view may have changed)."""
@@ -272,3 +280,13 @@ async def deactivate_link(db: AsyncSession, clock: Clock, host: User, link_id: s
         link.is_active = False
         link.deleted_at = clock.now()
     return link.short_code
+
+
+async def deactivate_all_links(db: AsyncSession, clock: Clock, host_id: str) -> None:
+    """Deactivate every link of the host (its account is closing), as `deactivate_link` does."""
+    await db.execute(
+        update(Link)
+        .where(Link.host_id == host_id, Link.is_active.is_(True))
+        .values(is_active=False, deleted_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )

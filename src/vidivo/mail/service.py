@@ -6,7 +6,7 @@ import asyncio
 import logging
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.core.clock import Clock
@@ -18,9 +18,17 @@ MAX_ATTEMPTS = 5
 
 
 def queue_email(
-    db: AsyncSession, clock: Clock, *, recipient: str, subject: str, body: str
+    db: AsyncSession,
+    clock: Clock,
+    *,
+    recipient: str,
+    subject: str,
+    body: str,
+    html: str | None = None,
 ) -> OutboxEmail:
-    email = OutboxEmail(recipient=recipient, subject=subject, body=body, created_at=clock.now())
+    email = OutboxEmail(
+        recipient=recipient, subject=subject, body=body, html_body=html, created_at=clock.now()
+    )
     db.add(email)
     return email
 
@@ -75,6 +83,8 @@ class Mailer:
         message["To"] = email.recipient
         message["Subject"] = email.subject
         message.set_content(email.body)
+        if email.html_body is not None:
+            message.add_alternative(email.html_body, subtype="html")
         return message
 
 
@@ -85,3 +95,8 @@ async def latest_email_to(db: AsyncSession, recipient: str) -> OutboxEmail | Non
         .order_by(OutboxEmail.id.desc())
         .limit(1)
     )
+
+
+async def forget_recipient(db: AsyncSession, recipient: str) -> None:
+    """Erase the mail kept for an address (its owner's account is deleted)."""
+    await db.execute(delete(OutboxEmail).where(OutboxEmail.recipient == recipient))

@@ -52,6 +52,10 @@ class Hold:
     amount_cents: int
     amount_captured_cents: int = 0
     application_fee_cents: int = 0
+    # While `requires_action`: how the cardholder authenticates. Stripe.js takes the client
+    # secret (`stripe.handleNextAction`); a provider whose bank page is a plain URL gives it.
+    client_secret: str | None = None
+    next_action_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,9 @@ class CardDeclined(PaymentError):
 
 
 class AuthenticationRequired(PaymentError):
-    """The bank wants the cardholder to authenticate; an off-session hold cannot."""
+    """The bank wants the cardholder to authenticate; an off-session hold cannot.
+
+    (An on-session hold that needs it is no error: it is a `Hold` in `requires_action`.)"""
 
 
 class InvalidPaymentRequest(PaymentError):

@@ -3,8 +3,15 @@
 Test PaymentMethods: `pm_card_visa` (and `pm_card_mastercard`) succeed;
 `pm_card_chargeDeclined` is declined (`generic_decline`);
 `pm_card_chargeDeclinedInsufficientFunds` is declined (`insufficient_funds`);
-`pm_card_authenticationRequired` needs 3-D Secure, which a hold cannot do;
 `pm_sim_decline_after_N` authorizes its first N holds, then `insufficient_funds`.
+
+Cards that ask for 3-D Secure (Strong Customer Authentication), as Stripe's test cards do:
+`pm_card_authenticationRequiredOnSetup` (4000 0025 0000 3155) asks on a hold made with the
+guest present, and once authenticated there, later off-session holds pass;
+`pm_card_authenticationRequired` (4000 0027 6000 3184) asks every time, so an off-session
+hold is refused with `authentication_required`. An on-session hold on either is left
+`requires_action` with a `next_action_url`: the app's local challenge page, where the
+"cardholder" completes or fails authentication (`complete_authentication`).
 """
 
 from __future__ import annotations
@@ -56,6 +63,11 @@ _DECLINES = {
         "Your card has insufficient funds.",
     ),
 }
+# Ask for authentication on a hold made with the guest present; off-session, the first asks
+# until it was authenticated once (the card is then set up), the second always.
+_AUTHENTICATE_ONCE = "pm_card_authenticationRequiredOnSetup"
+_AUTHENTICATE_ALWAYS = "pm_card_authenticationRequired"
+_AUTHENTICATING = {_AUTHENTICATE_ONCE, _AUTHENTICATE_ALWAYS}
 _DECLINE_AFTER = re.compile(r"^pm_sim_decline_after_([0-9]{1,4})$")
 T = TypeVar("T")
 
@@ -64,13 +76,20 @@ def _sim_id(prefix: str) -> str:
     return f"{prefix}_sim_{new_id().lower()}"
 
 
-def _hold(pi: SimPaymentIntent) -> Hold:
+def challenge_path(hold_id: str) -> str:
+    """The local page where the simulated cardholder answers the bank's challenge."""
+    return f"/simulated/3ds/{hold_id}"
+
+
+def _hold(pi: SimPaymentIntent, base_url: str) -> Hold:
+    asks = pi.status == HoldStatus.REQUIRES_ACTION
     return Hold(
         id=pi.id,
         status=HoldStatus(pi.status),
         amount_cents=pi.amount,
         amount_captured_cents=pi.amount_captured,
         application_fee_cents=pi.application_fee,
+        next_action_url=f"{base_url}{challenge_path(pi.id)}" if asks else None,
     )
 
 
@@ -299,14 +318,40 @@ class SimulatedProvider:
             created_at=self._clock.now(),
         )
         db.add(intent)
-        refusal = _refusal(request.payment_method_id, card.holds_authorized)
+        refusal = _refusal(request.payment_method_id, card.holds_authorized, request.off_session)
         if refusal is not None:
             intent.status = HoldStatus.FAILED  # kept: _once commits it with the refusal
             await db.flush()
             raise refusal
-        card.holds_authorized += 1
+        if request.payment_method_id in _AUTHENTICATING and not request.off_session:
+            intent.status = HoldStatus.REQUIRES_ACTION  # authorized once the cardholder is
+        else:
+            card.holds_authorized += 1
         await db.flush()
-        return _hold(intent)
+        return _hold(intent, self._base)
+
+    async def complete_authentication(self, hold_id: str, *, succeeded: bool) -> Hold:
+        """What the cardholder does on the bank's 3-D Secure page, done on a local page:
+        authenticated, the hold is authorized (and the card set up for later off-session
+        holds); failed, it is declined, as Stripe leaves it (`requires_payment_method`)."""
+        async with self._factory() as db:
+            intent = await self._load_intent(db, hold_id)
+            if intent.status != HoldStatus.REQUIRES_ACTION:
+                raise InvalidPaymentRequest(
+                    f"This PaymentIntent does not await authentication: it is {intent.status}."
+                )
+            if succeeded:
+                card = await db.get_one(
+                    SimAttachedCard,
+                    (intent.customer_id, intent.payment_method_id),
+                    with_for_update=True,
+                )
+                card.holds_authorized += 1
+                intent.status = HoldStatus.REQUIRES_CAPTURE
+            else:
+                intent.status = HoldStatus.FAILED
+            await db.commit()
+            return _hold(intent, self._base)
 
     async def _load_intent(self, db: AsyncSession, hold_id: str) -> SimPaymentIntent:
         intent = await db.get(SimPaymentIntent, hold_id, with_for_update=True)
@@ -322,7 +367,7 @@ class SimulatedProvider:
         async with self._factory() as db:
             intent = await self._load_intent(db, hold_id)
             await db.commit()
-            return _hold(intent)
+            return _hold(intent, self._base)
 
     async def capture_hold(
         self,
@@ -348,7 +393,7 @@ class SimulatedProvider:
             intent.amount_captured = amount_cents
             intent.application_fee = application_fee_cents
             await db.flush()
-            return _hold(intent)
+            return _hold(intent, self._base)
 
         params = {"hold": hold_id, "amount": amount_cents, "fee": application_fee_cents}
         return await self._once(idempotency_key, "capture", params, run)
@@ -362,7 +407,7 @@ class SimulatedProvider:
                 )
             intent.status = HoldStatus.CANCELED
             await db.flush()
-            return _hold(intent)
+            return _hold(intent, self._base)
 
         return await self._once(idempotency_key, "cancel", {"hold": hold_id}, run)
 
@@ -395,19 +440,25 @@ def _check_known_card(payment_method_id: str) -> None:
     known = (
         payment_method_id in _APPROVED
         or payment_method_id in _DECLINES
-        or payment_method_id == "pm_card_authenticationRequired"
+        or payment_method_id in _AUTHENTICATING
         or _DECLINE_AFTER.fullmatch(payment_method_id)
     )
     if not known:
         raise InvalidPaymentRequest(f"No such PaymentMethod: '{payment_method_id}'")
 
 
-def _refusal(payment_method_id: str, holds_authorized: int) -> PaymentError | None:
+def _refusal(
+    payment_method_id: str, holds_authorized: int, off_session: bool
+) -> PaymentError | None:
     if payment_method_id in _DECLINES:
         code, message = _DECLINES[payment_method_id]
         return CardDeclined(message, decline_code=code)
-    if payment_method_id == "pm_card_authenticationRequired":
-        return AuthenticationRequired("This card needs authentication, which a hold cannot do.")
+    set_up = payment_method_id == _AUTHENTICATE_ONCE and holds_authorized > 0
+    if payment_method_id in _AUTHENTICATING and off_session and not set_up:
+        # Nobody is there to authenticate: Stripe fails the payment instead of asking.
+        return AuthenticationRequired(
+            "Your card was declined. This transaction requires authentication."
+        )
     match = _DECLINE_AFTER.fullmatch(payment_method_id)
     if match and holds_authorized >= int(match.group(1)):
         return CardDeclined("Your card has insufficient funds.", decline_code="insufficient_funds")

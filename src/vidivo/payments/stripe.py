@@ -6,6 +6,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import stripe
+from stripe.params import (
+    AccountCreateParams,
+    AccountLinkCreateParams,
+    CustomerCreateParams,
+    PaymentIntentCaptureParams,
+    PaymentIntentCreateParams,
+    PaymentMethodAttachParams,
+    RefundCreateParams,
+)
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 
@@ -85,12 +94,17 @@ class _WaitForRateLimit(wait_base):
 def _hold(intent: Any) -> Hold:
     data = intent.to_dict()
     status = _STATUS.get(str(data.get("status")), HoldStatus.FAILED)
+    asks = status == HoldStatus.REQUIRES_ACTION
+    redirect = ((data.get("next_action") or {}).get("redirect_to_url") or {}).get("url")
     return Hold(
         id=str(data["id"]),
         status=status,
         amount_cents=int(data["amount"]),
         amount_captured_cents=int(data.get("amount_received") or 0),
         application_fee_cents=int(data.get("application_fee_amount") or 0),
+        # For the guest's browser only: Stripe.js finishes 3-D Secure with it.
+        client_secret=str(data["client_secret"]) if asks and data.get("client_secret") else None,
+        next_action_url=str(redirect) if asks and redirect else None,
     )
 
 
@@ -137,13 +151,13 @@ class StripeProvider:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     @staticmethod
-    def _options(idempotency_key: str) -> Any:
+    def _options(idempotency_key: str) -> stripe.RequestOptions:
         return {"idempotency_key": idempotency_key}
 
     async def create_connected_account(
         self, *, email: str, host_id: str, idempotency_key: str
     ) -> AccountStatus:
-        params: Any = {
+        params: AccountCreateParams = {
             "type": "express",
             "email": email,
             "capabilities": {
@@ -160,7 +174,7 @@ class StripeProvider:
     async def create_onboarding_link(
         self, *, account_id: str, refresh_url: str, return_url: str, idempotency_key: str
     ) -> str:
-        params: Any = {
+        params: AccountLinkCreateParams = {
             "account": account_id,
             "refresh_url": refresh_url,
             "return_url": return_url,
@@ -178,7 +192,7 @@ class StripeProvider:
         return _account(account)
 
     async def create_customer(self, *, email: str, name: str, idempotency_key: str) -> str:
-        params: Any = {"email": email, "name": name}
+        params: CustomerCreateParams = {"email": email, "name": name}
         customer = await self._call(
             lambda: self._client.v1.customers.create_async(params, self._options(idempotency_key))
         )
@@ -187,7 +201,7 @@ class StripeProvider:
     async def attach_payment_method(
         self, *, customer_id: str, payment_method_id: str, idempotency_key: str
     ) -> None:
-        params: Any = {"customer": customer_id}
+        params: PaymentMethodAttachParams = {"customer": customer_id}
         await self._call(
             lambda: self._client.v1.payment_methods.attach_async(
                 payment_method_id, params, self._options(idempotency_key)
@@ -195,12 +209,14 @@ class StripeProvider:
         )
 
     async def place_hold(self, request: HoldRequest, *, idempotency_key: str) -> Hold:
-        params: Any = {
+        params: PaymentIntentCreateParams = {
             "amount": request.amount_cents,
             "currency": "usd",
             "customer": request.customer_id,
             "payment_method": request.payment_method_id,
-            "payment_method_types": ["card"],
+            # Since API version 2026-09-30 (the SDK pins a later one) Stripe refuses
+            # `payment_method_types` on create; this is its card-only replacement.
+            "allowed_payment_method_types": ["card"],
             "capture_method": "manual",
             "confirm": True,
             # A destination charge: the host's connected account receives the funds.
@@ -218,8 +234,10 @@ class StripeProvider:
             )
         )
         hold = _hold(intent)
-        if hold.status == HoldStatus.REQUIRES_ACTION:
+        if hold.status == HoldStatus.REQUIRES_ACTION and request.off_session:
             raise AuthenticationRequired("This card needs authentication, which a hold cannot do.")
+        if hold.status == HoldStatus.REQUIRES_ACTION:
+            return hold  # on-session: the guest authenticates with Stripe.js, then we look again
         if hold.status != HoldStatus.REQUIRES_CAPTURE:
             raise CardDeclined("Your card was declined.", decline_code="generic_decline")
         return hold
@@ -236,7 +254,7 @@ class StripeProvider:
         application_fee_cents: int,
         idempotency_key: str,
     ) -> Hold:
-        params: Any = {
+        params: PaymentIntentCaptureParams = {
             "amount_to_capture": amount_cents,
             "application_fee_amount": application_fee_cents,
         }
@@ -256,7 +274,7 @@ class StripeProvider:
         return _hold(intent)
 
     async def refund(self, hold_id: str, *, amount_cents: int, idempotency_key: str) -> Refund:
-        params: Any = {
+        params: RefundCreateParams = {
             "payment_intent": hold_id,
             "amount": amount_cents,
             # Take the money back from the host's account and return our fee share with it.

@@ -20,7 +20,7 @@ from vidivo.auth.deps import Caller, Tokens
 from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.auth.tokens import TokenAuthority
 from vidivo.calls import service as sessions
-from vidivo.calls.deps import Billing, Calls
+from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.events import CallEvent, Paused, PeerJoined, PeerLeft, Resumed, WentLive
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState
 from vidivo.core.config import Settings
@@ -28,11 +28,12 @@ from vidivo.core.db import new_id
 from vidivo.core.deps import AppClock, AppHub, AppSettings, DbSession, SessionFactory
 from vidivo.core.errors import ApiError
 from vidivo.core.hub import Hub
+from vidivo.core.metrics import OPEN_WEBSOCKETS
 from vidivo.core.schemas import error_responses
 from vidivo.signaling.ice import IceServers, ice_servers_for
 
 log = logging.getLogger("vidivo.signaling")
-router = APIRouter()
+router = APIRouter(dependencies=[LoggedCallSession])
 
 MAX_MESSAGE_BYTES = 64 * 1024
 RELAYED_TYPES = {"offer", "answer", "ice", "hangup"}
@@ -137,6 +138,7 @@ async def signal(
     if event := _presence_event(before, session):
         await hub.publish(session_id, event.message())
     sender = asyncio.create_task(_forward_events(websocket, queue, role))
+    OPEN_WEBSOCKETS.labels("call").inc()
     try:
         await _receive_loop(websocket, hub, settings, session_id, role)
     except (WebSocketDisconnect, WebSocketDisconnected):
@@ -144,6 +146,7 @@ async def signal(
         # while this loop was answering a ping: either way the socket's life is over.
         pass
     finally:
+        OPEN_WEBSOCKETS.labels("call").dec()
         sender.cancel()
         await hub.unsubscribe(session_id, queue)
         before, session = await calls.disconnected(session_id, role)
@@ -156,24 +159,8 @@ async def signal(
 async def _receive_loop(
     websocket: WebSocket, hub: Hub, settings: Settings, session_id: str, role: str
 ) -> None:
-    budget = RateLimitItemPerSecond(settings.signal_messages_per_second)
-    socket_key = new_id()
-    while True:
-        try:
-            # Clients ping every few seconds; silence this long means the peer is gone.
-            raw = await asyncio.wait_for(
-                websocket.receive_text(), timeout=settings.signal_idle_timeout_seconds
-            )
-        except TimeoutError:
-            await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
-            return
-        if not await _message_limiter.hit(budget, socket_key):
-            await websocket.close(code=CLOSE_TOO_MANY, reason="too many messages")
-            return
-        message = _parse(raw)
-        if message is None:
-            await websocket.close(code=CLOSE_BAD_MESSAGE, reason="bad message")
-            return
+    read = MessageReader(websocket, settings)
+    while (message := await read.next()) is not None:
         if message["type"] == "ping":
             await websocket.send_json({"type": "pong"})
         elif message["type"] in RELAYED_TYPES:
@@ -181,6 +168,33 @@ async def _receive_loop(
         else:
             await websocket.close(code=CLOSE_BAD_MESSAGE, reason="unknown message type")
             return
+
+
+class MessageReader:
+    """What every socket a client writes to is held to: a heartbeat at least every idle
+    timeout, at most `signal_messages_per_second` messages, each a small JSON object with a
+    `type`. A breach closes the socket with its code and `next()` answers None."""
+
+    def __init__(self, websocket: WebSocket, settings: Settings) -> None:
+        self.websocket = websocket
+        self.idle_timeout = settings.signal_idle_timeout_seconds
+        self.budget = RateLimitItemPerSecond(settings.signal_messages_per_second)
+        self.socket_key = new_id()
+
+    async def next(self) -> dict[str, Any] | None:
+        try:
+            # Clients ping every few seconds; silence this long means the peer is gone.
+            raw = await asyncio.wait_for(self.websocket.receive_text(), timeout=self.idle_timeout)
+        except TimeoutError:
+            await self.websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
+            return None
+        if not await _message_limiter.hit(self.budget, self.socket_key):
+            await self.websocket.close(code=CLOSE_TOO_MANY, reason="too many messages")
+            return None
+        message = _parse(raw)
+        if message is None:
+            await self.websocket.close(code=CLOSE_BAD_MESSAGE, reason="bad message")
+        return message
 
 
 def _parse(raw: str) -> dict[str, Any] | None:
@@ -223,22 +237,19 @@ async def host_events(
     channel = f"host:{caller.user.id}"
     queue = await hub.subscribe(channel)
     sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
+    OPEN_WEBSOCKETS.labels("host_events").inc()
+    read = MessageReader(websocket, settings)
     try:
-        while True:
-            raw = await asyncio.wait_for(
-                websocket.receive_text(), timeout=settings.signal_idle_timeout_seconds
-            )
-            message = _parse(raw)
-            if message is None or message["type"] != "ping":
+        while (message := await read.next()) is not None:
+            if message["type"] != "ping":
                 await websocket.close(code=CLOSE_BAD_MESSAGE, reason="only ping is accepted")
                 return
             await websocket.send_json({"type": "pong"})
-    except TimeoutError:
-        await websocket.close(code=CLOSE_IDLE, reason="no heartbeat")
     except (WebSocketDisconnect, WebSocketDisconnected):
         # The peer went away, or our own event sender closed the socket (the call ended)
         # while this loop was answering a ping: either way the socket's life is over.
         pass
     finally:
+        OPEN_WEBSOCKETS.labels("host_events").dec()
         sender.cancel()
         await hub.unsubscribe(channel, queue)

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from vidivo.calls.meter import METER_RULE
 from vidivo.calls.terms import first_hold_cents_for_link
+from vidivo.core.client_address import client_address
 from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.errors import NotFound, RateLimited
 from vidivo.core.money import format_cents
@@ -20,7 +21,7 @@ from vidivo.core.schemas import format_timestamp
 from vidivo.links import service as links
 from vidivo.links.deps import LinkLookups
 from vidivo.payments.deps import Payments
-from vidivo.payments.provider import InvalidPaymentRequest, PaymentProvider
+from vidivo.payments.provider import HoldStatus, InvalidPaymentRequest, PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts import service as payouts
 
@@ -56,6 +57,19 @@ async def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html", {})
 
 
+@router.get("/reset-password", response_class=HTMLResponse)
+async def reset_password_page(request: Request, token: str | None = None) -> HTMLResponse:
+    # The token is only carried into the form: it is spent when the form is sent, not here.
+    context = {"token": token[:200] if token else None}
+    return templates.TemplateResponse(request, "reset_password.html", context)
+
+
+@router.get("/confirm-email", response_class=HTMLResponse)
+async def confirm_email_page(request: Request, token: str = "") -> HTMLResponse:
+    context = {"token": token[:200]}
+    return templates.TemplateResponse(request, "confirm_email.html", context)
+
+
 @router.get("/c/{short_code}", response_class=HTMLResponse)
 async def guest_page(
     request: Request,
@@ -65,17 +79,13 @@ async def guest_page(
     settings: AppSettings,
     lookups: LinkLookups,
 ) -> HTMLResponse:
-    address = request.client.host if request.client else "unknown"
-    refused = lookups.refusal(address)
     try:
-        if refused:
-            raise refused
-        link, host = await links.get_usable_for_view(db, clock, short_code)
+        link, host = await lookups.lookup(
+            client_address(request.scope), lambda: links.get_usable_for_view(db, clock, short_code)
+        )
     except RateLimited as limited:
         return _too_many(request, limited)
     except NotFound:
-        if too_many := await lookups.missed(address):
-            return _too_many(request, too_many)
         return _message(
             request,
             404,
@@ -115,6 +125,7 @@ async def guest_page(
         {
             "short_code": link.short_code,
             "host_name": host.display_name,
+            "host_bio": host.bio,
             "rate": format_cents(link.rate_cents),
             "window": link.window_size_minutes,
             "hold": format_cents(first_hold),
@@ -142,7 +153,7 @@ async def call_view(request: Request, session_id: str, settings: AppSettings) ->
 
 def _simulated(provider: PaymentProvider) -> SimulatedProvider:
     if not isinstance(provider, SimulatedProvider):
-        raise NotFound("Simulated onboarding exists only with simulated payments.")
+        raise NotFound("This page exists only with simulated payments.")
     return provider
 
 
@@ -172,6 +183,49 @@ async def complete_simulated_onboarding(
     # What Stripe's `account.updated` webhook does for a real account.
     await payouts.refresh_by_account_id(db, provider, clock, account_id)
     return RedirectResponse("/payouts/onboarding/return", status_code=303)
+
+
+def _local_path(return_to: str | None) -> str:
+    """Where to send the guest back: a path on this site only (never an open redirect)."""
+    if return_to and return_to.startswith("/") and not return_to.startswith(("//", "/\\")):
+        return return_to
+    return "/"
+
+
+@router.get("/simulated/3ds/{hold_id}", response_class=HTMLResponse)
+async def simulated_challenge(
+    request: Request, hold_id: str, payments: Payments, return_to: str | None = None
+) -> HTMLResponse:
+    """The card's bank asking the cardholder to authenticate (3-D Secure), played locally."""
+    provider = _simulated(payments)
+    try:
+        hold = await provider.retrieve_hold(hold_id)
+    except InvalidPaymentRequest as exc:
+        raise NotFound("No such payment.") from exc
+    return templates.TemplateResponse(
+        request,
+        "simulated_challenge.html",
+        {
+            "hold_id": hold_id,
+            "amount": format_cents(hold.amount_cents),
+            "waiting": hold.status == HoldStatus.REQUIRES_ACTION,
+            "return_to": _local_path(return_to),
+        },
+    )
+
+
+@router.post("/simulated/3ds/{hold_id}/{answer}")
+async def answer_simulated_challenge(
+    hold_id: str, answer: str, payments: Payments, return_to: str | None = None
+) -> RedirectResponse:
+    provider = _simulated(payments)
+    if answer not in ("complete", "fail"):
+        raise NotFound("No such answer.")
+    try:
+        await provider.complete_authentication(hold_id, succeeded=answer == "complete")
+    except InvalidPaymentRequest as exc:
+        raise NotFound("No payment awaits authentication here.") from exc
+    return RedirectResponse(_local_path(return_to), status_code=303)
 
 
 @router.get("/payouts/onboarding/return", response_class=HTMLResponse)

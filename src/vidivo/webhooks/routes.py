@@ -33,6 +33,6 @@ async def stripe_webhook(
     if not secret:
         raise NotFound("Stripe webhooks are not configured here.")
     payload = await request.body()  # the raw bytes: the signature covers them exactly
-    event = service.verify(clock, secret, payload, request.headers.get("stripe-signature"))
+    event = service.verify(secret, payload, request.headers.get("stripe-signature"))
     processed = await service.receive(db, provider, clock, event)
     return WebhookAck(received=True, duplicate=not processed)

@@ -3,6 +3,7 @@ import {
   api, ApiError, currentHostAccessToken, formatCents, formatDuration, guestToken,
   refreshHost, socketUrl, toCents,
 } from "./api.js";
+import { answerTheBank, confirmPayment } from "./authentication.js";
 
 const root = document.getElementById("call");
 const sessionId = root.dataset.sessionId;
@@ -170,8 +171,11 @@ async function onCandidate(candidate) {
 function showDeclined(event) {
   declinedDeadline = event.deadline;
   const when = event.deadline ? new Date(Date.parse(event.deadline) - clockOffsetMs).toLocaleTimeString() : "soon";
+  const bankAsks = event.decline_code === "authentication_required";
   $("declined-text").textContent = role === "guest"
-    ? `Your card was declined for the next hold of $${event.amount}. Add another card before ${when} or the call ends then.`
+    ? (bankAsks
+      ? `Your card's bank asks you to confirm the next hold of $${event.amount}. Enter your card again below before ${when} and confirm it, or the call ends then.`
+      : `Your card was declined for the next hold of $${event.amount}. Add another card before ${when} or the call ends then.`)
     : `The guest's card was declined for the next hold of $${event.amount}. The call ends at ${when} unless they add another card.`;
   $("declined").classList.remove("hidden");
 }
@@ -289,14 +293,31 @@ $("card-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("card-error").textContent = "";
   try {
-    await api("POST", `/v1/sessions/${sessionId}/payment-method`, {
+    const answer = await api("POST", `/v1/sessions/${sessionId}/payment-method`, {
       token: auth, body: { payment_method_id: await newPaymentMethodId() },
     });
+    if (answer.authentication) {
+      const here = await answerTheBank(answer.authentication, { stripe, returnTo: `/call/${sessionId}` });
+      if (!here) return;  // off to the bank's page; this page confirms when the guest is back
+      await confirmPayment(sessionId, auth);
+    }
     await refresh();
   } catch (error) {
     $("card-error").textContent = error instanceof ApiError ? error.explanation : error.message;
   }
 });
+
+// Back from the card's bank: the waiting hold is settled before the call goes on.
+async function confirmHold() {
+  try {
+    await confirmPayment(sessionId, auth);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    $("card-error").textContent = error.explanation;
+  }
+  await refresh();
+  if (snapshot?.state === "declined") setStatus("Your card's bank did not confirm the payment. Nothing was charged.");
+}
 
 async function main() {
   window.vidivoCall = { role, pc: null, refresh, snapshot: () => snapshot };
@@ -306,6 +327,7 @@ async function main() {
   }
   if (role === "host") for (const node of document.querySelectorAll(".guest-only")) node.classList.add("hidden");
   await refresh();
+  if (role === "guest" && snapshot?.awaiting_authentication) await confirmHold();
   if (ended) return;
   try {
     localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });

@@ -2,6 +2,7 @@
 import {
   api, ApiError, currentHostAccessToken, el, hostTokens, refreshHost, saveHostTokens, socketUrl,
 } from "./api.js";
+import { showAccount } from "./account.js";
 
 const $ = (id) => document.getElementById(id);
 let linkCursor = null;
@@ -211,6 +212,7 @@ async function show() {
   if (!me) { saveHostTokens(null); $("who").textContent = ""; return; }
   $("who").textContent = me.display_name;
   $("verify").classList.toggle("hidden", me.email_verified);
+  showAccount(me);
   const token = new URLSearchParams(location.search).get("verify");
   if (token && !me.email_verified) $("verify-token").value = token;
   await Promise.all([loadPayouts(), loadLinks(), loadSessions(), loadEarnings()].map((p) => p.catch((error) => flash(explain(error), "warning"))));

@@ -1,5 +1,6 @@
 // The guest page: collect name, email and a card, start the call, go to the call view.
 import { api, ApiError, saveGuestToken } from "./api.js";
+import { answerTheBank } from "./authentication.js";
 
 const form = document.getElementById("start-form");
 const errorBox = document.getElementById("start-error");
@@ -47,7 +48,15 @@ form.addEventListener("submit", async (event) => {
     if (maxSpend) body.max_spend = maxSpend;
     const started = await api("POST", `/v1/links/${shortCode}/sessions`, { body });
     saveGuestToken(started.session.id, started.guest_token);
-    location.assign(`/call/${started.session.id}`);
+    const callPage = `/call/${started.session.id}`;
+    if (started.authentication) {
+      // Nothing is held until the card's bank hears from the guest; the call page confirms.
+      button.textContent = "Confirming with your bank…";
+      await answerTheBank(started.authentication, { stripe, returnTo: callPage });
+      if (stripe) location.assign(callPage);
+      return;
+    }
+    location.assign(callPage);
   } catch (error) {
     errorBox.textContent = error instanceof ApiError ? error.explanation : error.message;
     button.disabled = false;
