@@ -130,7 +130,12 @@ def serve(
         handler.addFilter(RedactSecrets())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
-    demo_password = _with_context(_create_demo_host_if_empty)
+    # A verified account whose password lands in the log is for a developer's first run only.
+    demo_password = (
+        _with_context(_create_demo_host_if_empty)
+        if settings.environment == Environment.DEVELOPMENT
+        else None
+    )
     typer.echo(
         f"Vidivo is running at http://{host}:{port}  (public URL {settings.public_base_url})"
     )

@@ -4,12 +4,15 @@ name every problem at once and exit non-zero before starting anything."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.support import free_port, start_server, stop_server
 from vidivo.cli import app
 
 
@@ -172,3 +175,17 @@ def test_development_starts_anyway_and_check_says_what_production_would_refuse(t
     assert "development configuration" in result.output
     assert "VIDIVO_TEST_CLOCK" in result.output
     assert not (tmp_path / "jwt-signing-key.pem").exists()  # check creates nothing
+
+
+def test_production_serves_an_empty_database_without_seeding_a_demo_host(production_env, tmp_path):
+    """The demo host (a verified account whose password is printed in the log) is for a
+    developer's first run; a production database starts with no account at all."""
+    base = f"http://127.0.0.1:{free_port()}"
+    server = start_server(tmp_path / "data", base, production_env)
+    try:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+    finally:
+        output = stop_server(server)
+    assert "Demo host" not in output
+    with sqlite3.connect(tmp_path / "prod.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
