@@ -94,8 +94,8 @@ class Settings(BaseSettings):
             self.signing_key_path = self.data_dir / "jwt-signing-key.pem"
         self.public_base_url = self.public_base_url.rstrip("/")
         # What production refuses (the test clock, missing Stripe keys…) is decided in
-        # core/production.py, which names every problem at once; here only what no
-        # environment can run with.
+        # core/production.py, which names every problem at once instead of stopping at
+        # the first; here only what makes settings unusable in any environment.
         if (
             self.payments == PaymentsMode.STRIPE
             and self.environment != Environment.PRODUCTION
