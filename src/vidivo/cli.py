@@ -17,12 +17,14 @@ from vidivo.app import AppContext
 from vidivo.auth import service as auth_service
 from vidivo.auth.models import User
 from vidivo.auth.passwords import random_password
+from vidivo.auth.tokens import load_or_create_private_key
 from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
-from vidivo.core.config import MetricsMode, PaymentsMode, Settings, local_url
+from vidivo.core.config import Environment, MetricsMode, PaymentsMode, Settings, local_url
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import configure_logging
 from vidivo.core.metrics import listening_socket, metrics_server
+from vidivo.core.production import production_problems
 from vidivo.migrate import upgrade_to_head
 from vidivo.payouts import service as payouts
 
@@ -43,6 +45,24 @@ def _settings() -> Settings:
         problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
         typer.secho(f"Configuration error: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
+
+
+def _settings_fit_to_run() -> Settings:
+    """The settings, or exit naming every reason production refuses them."""
+    settings = _settings()
+    problems = production_problems(settings)
+    if problems:
+        _refuse_production(problems)
+    return settings
+
+
+def _refuse_production(problems: list[str]) -> NoReturn:
+    typer.secho(
+        f"Not ready for production ({len(problems)} problem(s)):", fg=typer.colors.RED, err=True
+    )
+    for problem in problems:
+        typer.secho(f"  - {problem}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
 
 
 def _with_context(work: Callable[[AppContext], Awaitable[T]]) -> T:
@@ -129,14 +149,19 @@ def serve(
     ] = 8000,
 ) -> None:
     """Migrate the database, then serve the API (and, on the embedded default, everything)."""
-    settings = _settings()
+    settings = _settings_fit_to_run()
     listener = _listen(host, port)
     port = listener.getsockname()[1]  # the port chosen by the system for --port 0
     settings = settings.served_at(host, port)
     log_config = configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.database_url, reconnect_grace_seconds=settings.reconnect_grace_seconds)
-    demo_password = _with_context(_create_demo_host_if_empty)
+    # A verified account whose password lands in the log is for a developer's first run only.
+    demo_password = (
+        _with_context(_create_demo_host_if_empty)
+        if settings.environment == Environment.DEVELOPMENT
+        else None
+    )
     served = local_url(host, port)
     banner = [
         f"Vidivo is running at {served}  (public URL {settings.public_base_url})",
@@ -159,6 +184,37 @@ def serve(
         proxy_headers=False,
     )
     _AnnouncedServer(config, banner).run(sockets=[listener])
+
+
+@app.command()
+def check() -> None:
+    """Say whether the configuration may run in production, without starting anything.
+    Exits 2 listing every problem when VIDIVO_ENVIRONMENT=production and it may not."""
+    settings = _settings()
+    if settings.environment == Environment.PRODUCTION:
+        problems = production_problems(settings)
+        if problems:
+            _refuse_production(problems)
+        typer.echo("ready for production")
+        return
+    typer.echo("development configuration (VIDIVO_ENVIRONMENT=development): nothing is refused")
+    would_refuse = production_problems(
+        settings.model_copy(update={"environment": Environment.PRODUCTION})
+    )
+    if would_refuse:
+        typer.echo("With VIDIVO_ENVIRONMENT=production these would stop serve and worker:")
+        for problem in would_refuse:
+            typer.echo(f"  - {problem}")
+
+
+@app.command("signing-key")
+def signing_key() -> None:
+    """Create the access-token signing key at VIDIVO_SIGNING_KEY_PATH (mode 600) unless it
+    exists. Production creates it once and gives the same file to every instance."""
+    path = _settings().active_signing_key_path
+    existed = path.exists()
+    load_or_create_private_key(path)
+    typer.echo(f"{'kept the existing' if existed else 'created the'} signing key {path}")
 
 
 @hosts.command("create")
@@ -284,7 +340,7 @@ def worker(
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 0.5,
 ) -> None:
     """Run a billing worker: advances due windows; run as many as you like side by side."""
-    settings = _settings()
+    settings = _settings_fit_to_run()
     configure_logging(settings)
 
     async def work(context: AppContext) -> None:

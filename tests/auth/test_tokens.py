@@ -152,3 +152,31 @@ async def test_tokens_signed_before_a_key_rotation_stay_valid(
         assert jwt.get_unverified_header(fresh_access)["kid"] == kids[0]
         assert jwt.get_unverified_header(host.access_token)["kid"] == kids[1]
     await app.state.context.engine.dispose()
+
+
+def test_instances_creating_the_signing_key_together_end_up_with_one_key(tmp_path, monkeypatch):
+    """Two processes starting on one empty data directory both find no key; the one that
+    finishes second must adopt the first one's key, not overwrite it (each would otherwise
+    sign with a key the other does not know, and refuse the other's tokens)."""
+    from vidivo.auth import tokens
+
+    path = tmp_path / "jwt-signing-key.pem"
+    winner = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    winner_pem = winner.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    generate = rsa.generate_private_key
+
+    def generate_while_another_process_finishes_first(**kwargs):
+        path.write_bytes(winner_pem)  # the other process's key lands while we generate ours
+        return generate(**kwargs)
+
+    monkeypatch.setattr(
+        tokens.rsa, "generate_private_key", generate_while_another_process_finishes_first
+    )
+    loaded = tokens.load_or_create_private_key(path)
+    assert path.read_bytes() == winner_pem
+    assert loaded.private_numbers() == winner.private_numbers()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -67,12 +68,19 @@ def load_or_create_private_key(path: Path) -> rsa.RSAPrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        # Written with owner-only permissions, atomically, so a crash never leaves half a key.
-        tmp = path.with_suffix(".tmp")
+        # Written with owner-only permissions under a name of this process's own, then linked
+        # into place only if no key is there yet: a crash never leaves half a key, and
+        # instances starting together on one data directory all adopt the first one's key
+        # instead of each signing with its own.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        tmp.replace(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, rsa.RSAPrivateKey):
         raise ValueError(f"{path} is not an RSA private key")
