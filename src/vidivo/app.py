@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vidivo.accounts.routes import router as accounts_router
+from vidivo.auth.availability import presence_timeout
 from vidivo.auth.routes import router as auth_router
 from vidivo.auth.service import issue_guest_token
 from vidivo.auth.tokens import KeyRing, TokenAuthority
@@ -251,6 +252,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         guard=context.link_lookups,
         clock=context.clock,
         base_url=settings.public_base_url,
+        presence_timeout=presence_timeout(settings.signal_idle_timeout_seconds),
     )
     app.add_middleware(
         RequestBodyPolicy,

@@ -55,6 +55,10 @@ class HostUnavailable(ApiError):
     message = "This host cannot take paid calls right now."
 
 
+class HostAway(HostUnavailable):
+    message = "The host is away and not taking calls right now."
+
+
 class InvalidSessionState(ApiError):
     code, status = "invalid_state", 409
     message = "The call is not in a state that allows this."
@@ -139,6 +143,8 @@ class CallService:
         async with self._factory() as db:
             link, host = await links.get_usable_for_view(db, clock, short_code)
             links.ensure_in_schedule(link, clock.now())
+            if host.away:  # before any card work: nothing is held for a host who said no
+                raise HostAway()
             link_code, limited_uses = link.short_code, link.max_uses is not None
             account = await payouts.get_account(db, host.id)
             if account is None or not account.charges_enabled:
