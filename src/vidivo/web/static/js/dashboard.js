@@ -244,6 +244,8 @@ async function show() {
   // Calls that started while the dashboard was closed still wait for an answer.
   const { sessions } = await api("GET", "/v1/sessions?state=waiting_for_host", { token: "host" });
   for (const s of sessions) if (!document.querySelector(`#incoming-list [data-session-id="${s.id}"]`)) incomingCall(s.id);
+  // The "a guest is waiting" email links here: bring the waiting call into view.
+  if (location.hash === "#incoming" && sessions.length) $("incoming").scrollIntoView();
 }
 
 show();
