@@ -101,6 +101,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     payments = build_provider(settings, factory, clock)
     hub: Hub = RedisHub(settings.redis_url) if settings.redis_url else LocalHub()
     public_links = PublicLinkCache(settings.public_link_cache_seconds)
+    mailer = Mailer(factory, transport_for(settings), clock, sender=settings.mail_from)
     limiter = RateLimiter(
         RedisStorage(
             f"async+{settings.redis_url}", implementation="redispy", key_prefix="vidivo:limits"
@@ -119,6 +120,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         provider_requests_per_second=settings.provider_max_requests_per_second,
         public_links=public_links,
         timings=engine_timings,
+        mailer=mailer,
     )
     tokens = TokenAuthority(keys, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return AppContext(
@@ -128,7 +130,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         session_factory=factory,
         keys=keys,
         tokens=tokens,
-        mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
+        mailer=mailer,
         limiter=limiter,
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
         payments=payments,

@@ -37,3 +37,43 @@ async def test_a_host_at_the_dashboard_is_rung_not_emailed(calls, app, inbox):  
         assert (await feed.receive_json(timeout=5))["type"] == "incoming_call"
     await asyncio.sleep(0.5)  # the outbox runs after the answer: give it time to send
     assert not [m for m in inbox.messages if m["To"] == host.email and "waiting" in m["Subject"]]
+
+
+async def test_the_guest_is_emailed_a_receipt_of_each_window_and_a_refund(calls, inbox):  # noqa: F811
+    host = await calls.hosts.create(display_name="Dr. Rivera")
+    async with calls.live(host=host) as (call, _host_ws, _guest_ws):
+        await calls.advance(450)  # 7½ minutes at 2.50/min, 5-minute windows: 20.00
+        await calls.end(call)
+    message = await inbox.next_to("alex@example.com", "Your receipt for the call with Dr. Rivera")
+    text, html = parts_of(message)
+    for part in (text, html):
+        assert "$2.50 per minute" in part and "windows of 5 minutes" in part
+        assert "Window 1: 5 min, $12.50 charged" in part
+        assert "Window 2: 3 min, $7.50 charged" in part
+        assert "Total charged: $20.00" in part
+        assert "2026-" in part  # the date the call ended
+    assert html.startswith("<!doctype html>")
+
+    refunded = await calls.client.post(
+        f"/v1/sessions/{call.session_id}/refunds",
+        headers={**host.headers, "Idempotency-Key": "refund-1"},
+        json={"amount": "8.00", "reason": "late start"},
+    )
+    assert refunded.status_code == 201, refunded.text
+    notice = await inbox.next_to(
+        "alex@example.com", "A refund of $8.00 for your call with Dr. Rivera"
+    )
+    text, html = parts_of(notice)
+    assert "$8.00" in text and call.session_id in text and "refunded to your card" in text
+    assert call.session_id in html
+
+
+async def test_no_receipt_for_a_call_that_never_went_live(calls, inbox):  # noqa: F811
+    call = await calls.started()
+    declined = await calls.client.post(
+        f"/v1/sessions/{call.session_id}/decline", headers=call.host.headers
+    )
+    assert declined.status_code == 200, declined.text
+    assert (await calls.session(call))["state"] == "declined"
+    await asyncio.sleep(0.5)
+    assert not [m for m in inbox.messages if m["To"] == "alex@example.com"]
