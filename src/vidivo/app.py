@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vidivo.accounts.routes import router as accounts_router
+from vidivo.auth.availability import presence_timeout
 from vidivo.auth.routes import router as auth_router
 from vidivo.auth.service import issue_guest_token
 from vidivo.auth.tokens import KeyRing, TokenAuthority
@@ -100,6 +101,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     payments = build_provider(settings, factory, clock)
     hub: Hub = RedisHub(settings.redis_url) if settings.redis_url else LocalHub()
     public_links = PublicLinkCache(settings.public_link_cache_seconds)
+    mailer = Mailer(factory, transport_for(settings), clock, sender=settings.mail_from)
     limiter = RateLimiter(
         RedisStorage(
             f"async+{settings.redis_url}", implementation="redispy", key_prefix="vidivo:limits"
@@ -118,6 +120,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         provider_requests_per_second=settings.provider_max_requests_per_second,
         public_links=public_links,
         timings=engine_timings,
+        mailer=mailer,
     )
     tokens = TokenAuthority(keys, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return AppContext(
@@ -127,7 +130,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         session_factory=factory,
         keys=keys,
         tokens=tokens,
-        mailer=Mailer(factory, transport_for(settings), clock, sender=settings.mail_from),
+        mailer=mailer,
         limiter=limiter,
         cursors=CursorSigner(keys.derive_secret("pagination-cursor")),
         payments=payments,
@@ -251,6 +254,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         guard=context.link_lookups,
         clock=context.clock,
         base_url=settings.public_base_url,
+        presence_timeout=presence_timeout(settings.signal_idle_timeout_seconds),
     )
     app.add_middleware(
         RequestBodyPolicy,

@@ -17,14 +17,22 @@ async def test_name_and_bio_change_and_guests_see_them_at_once(client, hosts, ca
     host = await hosts.create(display_name="Jane Smith")
     link = await calls.link(host)
     before = await client.get(f"/v1/links/{link['short_code']}")  # cached from here on
-    assert before.json()["link"]["host"] == {"display_name": "Jane Smith", "bio": None}
+    assert before.json()["link"]["host"] == {
+        "display_name": "Jane Smith",
+        "bio": None,
+        "availability": "offline",
+    }
     bio = "Tax adviser.\nTen years <helping> freelancers & small shops."
     changed = await patch_me(client, host, display_name="Jane S. Smith", bio=bio)
     assert changed.status_code == 200, changed.text
     user = changed.json()["user"]
     assert (user["display_name"], user["bio"]) == ("Jane S. Smith", bio)
     after = await client.get(f"/v1/links/{link['short_code']}")
-    assert after.json()["link"]["host"] == {"display_name": "Jane S. Smith", "bio": bio}
+    assert after.json()["link"]["host"] == {
+        "display_name": "Jane S. Smith",
+        "bio": bio,
+        "availability": "offline",
+    }
     page = await client.get(f"/c/{link['short_code']}")
     assert "Ten years &lt;helping&gt; freelancers &amp; small shops." in page.text
     assert "<helping>" not in page.text

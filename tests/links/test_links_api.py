@@ -384,7 +384,7 @@ async def test_anyone_opening_a_link_sees_exactly_the_public_shape(client, hosts
     assert public == {
         "short_code": link["short_code"],
         "url": link["url"],
-        "host": {"display_name": "Jane Smith", "bio": None},
+        "host": {"display_name": "Jane Smith", "bio": None, "availability": "offline"},
         "rate_per_minute": "2.50",
         "window_size_minutes": 10,
         "is_active": True,

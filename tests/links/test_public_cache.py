@@ -69,7 +69,7 @@ async def test_the_fast_path_answers_exactly_like_the_route(client, hosts):
         "link": {
             "short_code": link["short_code"],
             "url": link["url"],
-            "host": {"display_name": "Dr. Rivera", "bio": None},
+            "host": {"display_name": "Dr. Rivera", "bio": None, "availability": "offline"},
             "rate_per_minute": "2.50",
             "window_size_minutes": 10,
             "is_active": True,

@@ -6,12 +6,14 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 
 from vidivo.accounts import closure
 from vidivo.accounts.schemas import (
+    AvailabilityResponse,
+    AvailabilityUpdate,
     PasswordChange,
     PasswordResetConfirm,
     PasswordResetRequest,
     ProfileUpdate,
 )
-from vidivo.auth import account
+from vidivo.auth import account, availability
 from vidivo.auth.deps import CurrentPrincipal, Outbox, client_ip
 from vidivo.auth.routes import user_out
 from vidivo.auth.schemas import UserResponse
@@ -105,6 +107,29 @@ async def update_me(
         await public_links.changed(hub, host_id=user.id)
     background.add_task(mailer.deliver_pending)
     return UserResponse(user=user_out(user))
+
+
+@router.put(
+    "/v1/me/availability",
+    responses=error_responses(400, 401, 403),
+    summary="Be away (no calls are taken) or back; answers what guests now see",
+)
+async def set_availability(
+    body: AvailabilityUpdate,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    clock: AppClock,
+    settings: AppSettings,
+    public_links: PublicLinks,
+    hub: AppHub,
+) -> AvailabilityResponse:
+    user = principal.user
+    user.away = body.away
+    await db.commit()  # then drop the cached guest pages, so nobody caches the old state again
+    await public_links.changed(hub, host_id=user.id)
+    timeout = availability.presence_timeout(settings.signal_idle_timeout_seconds)
+    now = await availability.availability(db, user, clock.now(), timeout)
+    return AvailabilityResponse(availability=now)
 
 
 @router.post(

@@ -2,8 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
+from vidivo.auth.availability import Availability
 from vidivo.auth.schemas import DisplayName, Password
 from vidivo.core.schemas import RequestModel
 
@@ -31,6 +40,15 @@ class PasswordResetRequest(RequestModel):
 class PasswordResetConfirm(RequestModel):
     token: str = Field(min_length=1, max_length=200)
     new_password: Password
+
+
+class AvailabilityUpdate(RequestModel):
+    away: StrictBool
+
+
+class AvailabilityResponse(BaseModel):
+    # What guests see now: `available`, `offline` or `away`.
+    availability: Availability
 
 
 class ProfileUpdate(RequestModel):

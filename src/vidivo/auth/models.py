@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidivo.core.db import Base, UTCDateTime, new_id
@@ -31,6 +31,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when the host deleted the account: personal data is erased, money records stay.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The host's own switch: away takes no calls, whether or not a dashboard is open.
+    away: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def is_verified_host(self) -> bool:
@@ -39,6 +41,18 @@ class User(Base):
             and self.email_verified_at is not None
             and self.suspended_at is None
         )
+
+
+class HostDashboard(Base):
+    """One open dashboard (host events socket), on whichever API instance holds it. The row is
+    refreshed by the socket's heartbeat and deleted when it closes; a row not refreshed within
+    the presence timeout (an instance that died) no longer counts."""
+
+    __tablename__ = "host_dashboards"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    host_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LoginSession(Base):

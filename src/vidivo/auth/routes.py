@@ -32,6 +32,7 @@ def user_out(user: User) -> UserOut:
         role=user.role,
         email_verified=user.email_verified_at is not None,
         suspended=user.suspended_at is not None,
+        away=user.away,
         created_at=user.created_at,
     )
 

@@ -53,6 +53,8 @@ class UserOut(BaseModel):
     role: str
     email_verified: bool
     suspended: bool
+    # The host's own switch: away takes no calls (`PUT /v1/me/availability`).
+    away: bool
     created_at: Timestamp
 
 

@@ -12,6 +12,7 @@ What each window holds and captures, and the fee, come from the call's own terms
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from vidivo.calls import metrics, repository, windows
+from vidivo.auth.models import User
+from vidivo.calls import letters, metrics, repository, windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
 from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
 from vidivo.calls.models import (
@@ -42,6 +44,8 @@ from vidivo.core.hub import Hub
 from vidivo.core.logs import logged_call_session
 from vidivo.links import service as links
 from vidivo.links.public_cache import PublicLinkCache
+from vidivo.mail.letters import queue_letter
+from vidivo.mail.service import Mailer
 from vidivo.payments.provider import (
     Hold,
     HoldRequest,
@@ -96,6 +100,7 @@ class BillingEngine:
         timings: EngineTimings | None = None,
         provider_requests_per_second: int = 90,
         public_links: PublicLinkCache | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self._factory = factory
         self._provider = provider
@@ -107,6 +112,8 @@ class BillingEngine:
         # refused with 429s.
         self._public_links = public_links or PublicLinkCache(0)
         self._pace = AsyncLimiter(provider_requests_per_second, time_period=1)
+        self._mailer = mailer
+        self._mail_tasks: set[asyncio.Task[int]] = set()
 
     async def advance(self, session_id: str) -> None:
         """Do everything now due for the session: transitions, then provider steps."""
@@ -122,6 +129,8 @@ class BillingEngine:
                 # the same window meanwhile: plan again from what is stored now.
                 continue
             await self._publish(session_id, events)
+            if any(isinstance(event, Ended) for event in events):
+                self.send_mail()  # the receipt, queued with the end
             if call is None:
                 return
             await self._perform(call)
@@ -150,6 +159,8 @@ class BillingEngine:
                 step = self._next_window_action(db, session, billing_windows, now, events)
                 if step is None and session.state == SessionState.ENDING:
                     self._finish(session, billing_windows, now, events)
+                    if session.state == SessionState.ENDED:
+                        await self._queue_receipt(db, session, billing_windows)
                     if session.state in FINAL_STATES and session.went_live_at is None:
                         await self._give_back_use(db, session, events)
             session.next_action_at = self._next_action_at(session, billing_windows, now, step)
@@ -318,6 +329,39 @@ class BillingEngine:
         """Write the action down before doing it: the crash-safety of the whole engine."""
         windows.begin_action(window, action, amount_cents, now)
         return _step(session, window, action)
+
+    async def _queue_receipt(
+        self, db: AsyncSession, session: CallSession, billing_windows: list[BillingWindow]
+    ) -> None:
+        """The guest's receipt, in the transaction that ends the call: only when money was
+        taken (a call that went live and captured something)."""
+        lines = [
+            letters.ReceiptLine(
+                w.number, CallTerms.of(session).minutes_in(w.captured_cents), w.captured_cents
+            )
+            for w in billing_windows
+            if w.captured_cents
+        ]
+        if not lines or session.ended_at is None:
+            return
+        host = await db.get_one(User, session.host_id)
+        letter = letters.receipt(
+            host_name=host.display_name,
+            guest_name=session.guest_name,
+            rate_cents=session.rate_cents,
+            window_minutes=session.window_minutes,
+            lines=lines,
+            ended_at=session.ended_at,
+        )
+        queue_letter(db, self._clock, session.guest_email, letter)
+
+    def send_mail(self) -> None:
+        """Send what the outbox holds, after the answer (the outbox retries what fails)."""
+        if self._mailer is None:
+            return
+        task = asyncio.create_task(self._mailer.deliver_pending())
+        self._mail_tasks.add(task)
+        task.add_done_callback(self._mail_tasks.discard)
 
     def _finish(
         self,

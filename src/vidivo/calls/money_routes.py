@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 
-from vidivo.auth.deps import Caller, CurrentHost
+from vidivo.auth.deps import Caller, CurrentHost, Outbox
 from vidivo.auth.models import User
 from vidivo.calls import ledger, refunds, repository, views
 from vidivo.calls import service as sessions
@@ -76,6 +76,8 @@ async def refund(
     payments: Payments,
     clock: AppClock,
     response: Response,
+    mailer: Outbox,
+    background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> RefundResponse:
     session = await sessions.get_for(db, session_id, principal)
@@ -99,6 +101,7 @@ async def refund(
         reason=body.reason,
         request_key=key,
     )
+    background.add_task(mailer.deliver_pending)  # the guest's refund notice
     if stored.state == RefundState.PENDING:
         response.status_code = 202
     return RefundResponse(

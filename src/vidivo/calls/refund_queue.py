@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
-from vidivo.calls import ledger, metrics
+from vidivo.auth.models import User
+from vidivo.calls import ledger, letters, metrics
 from vidivo.calls.models import (
     BillingWindow,
     CallSession,
@@ -34,6 +35,7 @@ from vidivo.calls.models import (
 from vidivo.calls.terms import refunded_fee_cents
 from vidivo.core.clock import Clock
 from vidivo.core.money import format_cents
+from vidivo.mail.letters import queue_letter
 from vidivo.payments.provider import (
     PaymentError,
     PaymentProvider,
@@ -167,8 +169,25 @@ async def _carry_out(carrier: RefundCarrier, refund: SessionRefund) -> bool:
         fee_back = refunded_fee_cents(window.fee_cents, window.captured_cents, part)
         await _record_part(carrier, refund, window.number, part, fee_back, result.id, key)
         done += part
-    await _settle(carrier, refund.id, RefundState.SUCCEEDED, None)
+    async with carrier.factory() as db:
+        if await _settle_in(db, refund.id, RefundState.SUCCEEDED, None):
+            await _queue_refund_letter(db, carrier.clock, refund)
+        await db.commit()
     return True
+
+
+async def _queue_refund_letter(db: AsyncSession, clock: Clock, refund: SessionRefund) -> None:
+    """The guest is told, in the transaction that settles the refund (so exactly once)."""
+    session = await db.get_one(CallSession, refund.session_id)
+    host = await db.get_one(User, session.host_id)
+    letter = letters.refund(
+        host_name=host.display_name,
+        guest_name=session.guest_name,
+        amount_cents=refund.amount_cents,
+        session_id=session.id,
+        call_date=session.went_live_at or session.created_at,
+    )
+    queue_letter(db, clock, session.guest_email, letter)
 
 
 async def _record_part(

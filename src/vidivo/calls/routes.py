@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 
-from vidivo.auth.deps import Caller, CurrentHost
+from vidivo.auth.deps import Caller, CurrentHost, Outbox
 from vidivo.auth.service import GuestPrincipal
 from vidivo.calls import repository, service, views
 from vidivo.calls.deps import Billing, Calls, LoggedCallSession
@@ -58,9 +58,16 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
     summary="Start a call: hold the first window on the guest's card",
 )
 async def start_session(
-    short_code: KnownShortCode, body: SessionStart, calls: Calls, clock: AppClock, db: DbSession
+    short_code: KnownShortCode,
+    body: SessionStart,
+    calls: Calls,
+    clock: AppClock,
+    db: DbSession,
+    mailer: Outbox,
+    background: BackgroundTasks,
 ) -> SessionStarted:
     started = await calls.start(short_code, body)
+    background.add_task(mailer.deliver_pending)  # the offline host's "a guest is waiting"
     billing_windows = await repository.windows_of(db, started.session.id)
     now = clock.now()
     return SessionStarted(
@@ -178,11 +185,18 @@ async def replace_payment_method(
     "looked at again, and the call goes on (or 402 if the bank refused)",
 )
 async def confirm_payment(
-    session_id: str, caller: Caller, db: DbSession, calls: Calls, clock: AppClock
+    session_id: str,
+    caller: Caller,
+    db: DbSession,
+    calls: Calls,
+    clock: AppClock,
+    mailer: Outbox,
+    background: BackgroundTasks,
 ) -> GuestPaymentResponse:
     if not isinstance(caller, GuestPrincipal):
         raise Forbidden("Only the guest can answer the card's bank.")
     _, pending = await calls.confirm_payment(session_id, caller)
+    background.add_task(mailer.deliver_pending)  # the offline host's "a guest is waiting"
     return await _respond_to_guest(clock, db, session_id, caller, pending)
 
 

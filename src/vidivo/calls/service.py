@@ -9,9 +9,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from vidivo.auth import availability
+from vidivo.auth.availability import Availability
 from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal, Principal
-from vidivo.calls import repository, windows
+from vidivo.calls import letters, repository, windows
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.events import CardUpdated, IncomingCall
 from vidivo.calls.models import (
@@ -35,6 +37,7 @@ from vidivo.core.money import parse_amount_to_cents
 from vidivo.core.pagination import CursorSigner, keyset_page
 from vidivo.links import service as links
 from vidivo.links.public_cache import PublicLinkCache
+from vidivo.mail.letters import queue_letter
 from vidivo.mail.service import queue_email
 from vidivo.payments.provider import (
     AuthenticationRequired,
@@ -53,6 +56,10 @@ class PaymentFailed(ApiError):
 class HostUnavailable(ApiError):
     code, status = "host_unavailable", 409
     message = "This host cannot take paid calls right now."
+
+
+class HostAway(HostUnavailable):
+    message = "The host is away and not taking calls right now."
 
 
 class InvalidSessionState(ApiError):
@@ -139,6 +146,8 @@ class CallService:
         async with self._factory() as db:
             link, host = await links.get_usable_for_view(db, clock, short_code)
             links.ensure_in_schedule(link, clock.now())
+            if host.away:  # before any card work: nothing is held for a host who said no
+                raise HostAway()
             link_code, limited_uses = link.short_code, link.max_uses is not None
             account = await payouts.get_account(db, host.id)
             if account is None or not account.charges_enabled:
@@ -232,11 +241,30 @@ class CallService:
             session.use_consumed = True
             session.waiting_deadline = now + self._engine.timings.host_join_timeout
             session.next_action_at = session.waiting_deadline
+            await self._email_host_if_offline(db, session, host, now)
             await db.commit()
         if limited_uses:  # this use may have been the last: the public view changes
             await self._public_links.changed(self._hub, code=link_code)
         await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
         return session, None
+
+    async def _email_host_if_offline(
+        self, db: AsyncSession, session: CallSession, host: User, now: datetime
+    ) -> None:
+        """No dashboard of the host is open to ring: the guest waits, so the host is emailed
+        (in the same transaction as the wait, so it is sent exactly when the call waits)."""
+        timeout = availability.presence_timeout(self._settings.signal_idle_timeout_seconds)
+        if await availability.availability(db, host, now, timeout) != Availability.OFFLINE:
+            return
+        assert session.waiting_deadline is not None
+        letter = letters.guest_waiting(
+            base_url=self._settings.public_base_url,
+            guest_name=session.guest_name,
+            host_name=host.display_name,
+            join_by=session.waiting_deadline,
+            join_minutes=-(-self._settings.host_join_timeout_seconds // 60),
+        )
+        queue_letter(db, self._clock, host.email, letter)
 
     async def _pending_authentication(self, window: BillingWindow) -> PendingAuthentication:
         """How the guest answers the bank: read from the provider (never stored here)."""

@@ -135,6 +135,10 @@ class CallTerms:
         """What `minutes` of this call cost: the one place a rate is multiplied."""
         return minutes * self.rate_cents
 
+    def minutes_in(self, cents: int) -> int:
+        """The minutes an amount captured at this rate paid for (captures are whole minutes)."""
+        return cents // self.rate_cents if self.rate_cents else 0
+
     # Holds.
 
     def covered_minutes(self, held_minutes: int) -> int:

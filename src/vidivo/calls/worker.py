@@ -102,7 +102,9 @@ class BillingWorker:
 
     async def _resume_refunds_of(self, carrier: RefundCarrier, session_id: str) -> int:
         try:
-            return await carry_out_refunds(carrier, session_id)
+            carried = await carry_out_refunds(carrier, session_id)
+            self._engine.send_mail()  # the guest's refund notice, if one was settled
+            return carried
         except Exception as exc:
             if is_database_outage(exc):
                 log.warning("refunds of %s wait for the database: %s", session_id, exc)

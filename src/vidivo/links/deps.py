@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from vidivo.auth.availability import presence_timeout
 from vidivo.core.client_address import client_address
 from vidivo.core.deps import AppClock, AppSettings, DbEngine, provided
 from vidivo.links import service
@@ -34,7 +35,12 @@ async def known_short_code(
         # An expired or used-up link exists: the route gives its 410 once the request is valid.
         with contextlib.suppress(service.LinkExpired, service.LinkExhausted):
             await service.public_view_body(
-                engine, public_links, clock, settings.public_base_url, short_code
+                engine,
+                public_links,
+                clock,
+                settings.public_base_url,
+                short_code,
+                presence_timeout(settings.signal_idle_timeout_seconds),
             )
 
     await lookups.lookup(client_address(request.scope), find)

@@ -8,6 +8,7 @@ the owner's authenticated view, goes on to FastAPI. The answer is byte-for-byte 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +35,7 @@ class PublicLinkFastPath:
         guard: LookupGuard,
         clock: Clock,
         base_url: str,
+        presence_timeout: timedelta,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -41,6 +43,7 @@ class PublicLinkFastPath:
         self.guard = guard
         self.clock = clock
         self.base_url = base_url
+        self.presence_timeout = presence_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PUBLIC_LINK.match(scope["path"]) if scope["type"] == "http" else None
@@ -56,7 +59,12 @@ class PublicLinkFastPath:
             body = await self.guard.lookup(
                 client_address(scope),
                 lambda: service.public_view_body(
-                    self.engine, self.cache, self.clock, self.base_url, match.group(1)
+                    self.engine,
+                    self.cache,
+                    self.clock,
+                    self.base_url,
+                    match.group(1),
+                    self.presence_timeout,
                 ),
             )
         except ApiError as other:

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from vidivo.auth import availability
 from vidivo.auth.deps import TOKEN_OPTIONAL, CurrentHost, OptionalPrincipal
 from vidivo.auth.models import User
 from vidivo.auth.service import Principal
@@ -177,13 +178,27 @@ async def get_link(
         link, host = await lookups.lookup(address, find)
         if principal.user.id == link.host_id:
             owner_view = link_out(settings.public_base_url, link)
-            host_public = HostPublic(display_name=host.display_name, bio=host.bio)
+            async with factory() as db:
+                host_now = await availability.availability(
+                    db,
+                    host,
+                    clock.now(),
+                    availability.presence_timeout(settings.signal_idle_timeout_seconds),
+                )
+            host_public = HostPublic(
+                display_name=host.display_name, bio=host.bio, availability=host_now
+            )
             return LinkLookupResponse(link=OwnerLink(**owner_view.model_dump(), host=host_public))
     # Everyone else sees the public view, built in one place (the fast path serves the same).
     body = await lookups.lookup(
         address,
         lambda: service.public_view_body(
-            engine, public_links, clock, settings.public_base_url, short_code
+            engine,
+            public_links,
+            clock,
+            settings.public_base_url,
+            short_code,
+            availability.presence_timeout(settings.signal_idle_timeout_seconds),
         ),
     )
     return Response(body, media_type="application/json")

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr
 
+from vidivo.auth.availability import Availability
 from vidivo.core.money import parse_amount_to_cents
 from vidivo.core.schemas import Pagination, RequestModel, Timestamp, TimestampIn
 
@@ -83,6 +84,8 @@ class LinkListResponse(BaseModel):
 class HostPublic(BaseModel):
     display_name: str
     bio: str | None = None  # the host's short self-description, plain text
+    # Whether the host can take the call now: shown to the guest before the card is entered.
+    availability: Availability
 
 
 class PublicLink(BaseModel):

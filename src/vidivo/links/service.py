@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from vidivo.auth.availability import availability_of, dashboard_open_clause, fresh_since
 from vidivo.auth.models import User
 from vidivo.core.clock import Clock
 from vidivo.core.db import looks_like_id, utc_now_seconds
@@ -120,7 +121,9 @@ async def list_links(
     return LinkPage(rows, next_cursor, has_more, min(limit, MAX_LIMIT))
 
 
-async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> PublicView:
+async def _load_public_view(
+    engine: AsyncEngine, base_url: str, code: str, dashboards_since: datetime
+) -> PublicView:
     # One indexed SELECT of plain columns: no ORM objects, no session bookkeeping.
     query = (
         select(
@@ -137,6 +140,8 @@ async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> Pu
             User.display_name,
             User.bio,
             User.suspended_at,
+            User.away,
+            dashboard_open_clause(Link.host_id, dashboards_since).label("dashboard_open"),
         )
         .join(User, User.id == Link.host_id)
         .where(Link.short_code == code)
@@ -156,7 +161,13 @@ async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> Pu
         link=PublicLink(
             short_code=row.short_code,
             url=f"{base_url}/c/{row.short_code}",
-            host=HostPublic(display_name=row.display_name, bio=row.bio),
+            host=HostPublic(
+                display_name=row.display_name,
+                bio=row.bio,
+                availability=availability_of(
+                    away=row.away, dashboard_open=bool(row.dashboard_open)
+                ),
+            ),
             rate_per_minute=format_cents(row.rate_cents),
             window_size_minutes=row.window_size_minutes,
             is_active=row.is_active,
@@ -174,13 +185,24 @@ async def _load_public_view(engine: AsyncEngine, base_url: str, code: str) -> Pu
 
 
 async def public_view_body(
-    engine: AsyncEngine, cache: PublicLinkCache, clock: Clock, base_url: str, short_code: str
+    engine: AsyncEngine,
+    cache: PublicLinkCache,
+    clock: Clock,
+    base_url: str,
+    short_code: str,
+    presence_timeout: timedelta,
 ) -> bytes:
-    """The public `GET /v1/links/{short_code}` body, or the seed's 404/410; the hot path."""
+    """The public `GET /v1/links/{short_code}` body, or the seed's 404/410; the hot path.
+
+    The host's availability is part of the cached body: a dashboard opening or closing, or the
+    host's away switch, drops the host's entries on every instance, so the cache adds no delay
+    to those. Only a dashboard on an instance that died goes on counting, for the presence
+    timeout (plus the cache's seconds)."""
     code = short_code.lower()
     if not looks_like_short_code(code):
         raise NotFound("No call link with this code.")
-    view = await cache.get_or_load(code, lambda: _load_public_view(engine, base_url, code))
+    since = fresh_since(clock.now(), presence_timeout)
+    view = await cache.get_or_load(code, lambda: _load_public_view(engine, base_url, code, since))
     if view.body is None:
         raise NotFound("No call link with this code.")
     if view.expires_at is not None and view.expires_at <= clock.now():

@@ -15,6 +15,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocketDisconnected
 
+from vidivo.auth import availability
 from vidivo.auth import service as auth
 from vidivo.auth.deps import Caller, Tokens
 from vidivo.auth.service import GuestPrincipal, Principal
@@ -23,6 +24,7 @@ from vidivo.calls import service as sessions
 from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.events import CallEvent, Paused, PeerJoined, PeerLeft, Resumed, WentLive
 from vidivo.calls.models import FINAL_STATES, CallSession, SessionState
+from vidivo.core.clock import Clock
 from vidivo.core.config import Settings
 from vidivo.core.db import new_id
 from vidivo.core.deps import AppClock, AppHub, AppSettings, DbSession, SessionFactory
@@ -30,6 +32,7 @@ from vidivo.core.errors import ApiError
 from vidivo.core.hub import Hub
 from vidivo.core.metrics import OPEN_WEBSOCKETS
 from vidivo.core.schemas import error_responses
+from vidivo.links.deps import PublicLinks
 from vidivo.signaling.ice import IceServers, ice_servers_for
 
 log = logging.getLogger("vidivo.signaling")
@@ -227,15 +230,22 @@ async def host_events(
     tokens: Tokens,
     hub: AppHub,
     settings: AppSettings,
+    clock: AppClock,
+    public_links: PublicLinks,
 ) -> None:
-    """A signed-in host's live feed: incoming calls for the dashboard."""
+    """A signed-in host's live feed: incoming calls for the dashboard. While it is open the
+    host is present (`available` to guests, unless away)."""
     caller = await _caller(factory, tokens, websocket.query_params.get("token"))
     if not isinstance(caller, Principal):
         await websocket.close(code=CLOSE_POLICY, reason="host sign-in required")
         return
     await websocket.accept()
-    channel = f"host:{caller.user.id}"
+    host_id = caller.user.id
+    channel = f"host:{host_id}"
     queue = await hub.subscribe(channel)
+    presence = DashboardPresence(factory, clock, settings, host_id)
+    await presence.opened()
+    await public_links.changed(hub, host_id=host_id)  # guests now see the host available
     sender = asyncio.create_task(_forward_events(websocket, queue, "host"))
     OPEN_WEBSOCKETS.labels("host_events").inc()
     read = MessageReader(websocket, settings)
@@ -244,6 +254,7 @@ async def host_events(
             if message["type"] != "ping":
                 await websocket.close(code=CLOSE_BAD_MESSAGE, reason="only ping is accepted")
                 return
+            await presence.heartbeat()
             await websocket.send_json({"type": "pong"})
     except (WebSocketDisconnect, WebSocketDisconnected):
         # The peer went away, or our own event sender closed the socket (the call ended)
@@ -253,3 +264,37 @@ async def host_events(
         OPEN_WEBSOCKETS.labels("host_events").dec()
         sender.cancel()
         await hub.unsubscribe(channel, queue)
+        await presence.closed()
+        await public_links.changed(hub, host_id=host_id)
+
+
+class DashboardPresence:
+    """The presence row of one host events socket: written on open, refreshed by the
+    heartbeat (at most every half idle timeout), deleted on close."""
+
+    def __init__(self, factory: Factory, clock: Clock, settings: Settings, host_id: str) -> None:
+        self.factory = factory
+        self.clock = clock
+        self.host_id = host_id
+        self.every = availability.refresh_interval(settings.signal_idle_timeout_seconds)
+        self.dashboard_id = ""
+        self.written = clock.now()
+
+    async def opened(self) -> None:
+        async with self.factory() as db:
+            self.dashboard_id = await availability.dashboard_opened(db, self.host_id, self.written)
+            await db.commit()
+
+    async def heartbeat(self) -> None:
+        now = self.clock.now()
+        if now - self.written < self.every:
+            return
+        async with self.factory() as db:
+            await availability.dashboard_seen(db, self.dashboard_id, now)
+            await db.commit()
+        self.written = now
+
+    async def closed(self) -> None:
+        async with self.factory() as db:
+            await availability.dashboard_closed(db, self.dashboard_id)
+            await db.commit()

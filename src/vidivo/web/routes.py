@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from vidivo.auth import availability
 from vidivo.calls.meter import METER_RULE
 from vidivo.calls.terms import first_hold_cents_for_link
 from vidivo.core.client_address import client_address
@@ -119,6 +120,8 @@ async def guest_page(
             "Its scheduled time is over. Ask the host for a new link.",
         )
     first_hold = first_hold_cents_for_link(link.rate_cents, link.window_size_minutes)
+    timeout = availability.presence_timeout(settings.signal_idle_timeout_seconds)
+    host_now = await availability.availability(db, host, now, timeout)
     return templates.TemplateResponse(
         request,
         "guest.html",
@@ -131,6 +134,8 @@ async def guest_page(
             "hold": format_cents(first_hold),
             "hold_cents": first_hold,
             "meter_rule": METER_RULE,
+            "availability": host_now.value,
+            "join_minutes": -(-settings.host_join_timeout_seconds // 60),
             "payments": settings.payments.value,
             "publishable_key": settings.stripe_publishable_key,
         },

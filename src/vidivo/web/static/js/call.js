@@ -58,7 +58,8 @@ function describe(session) {
     ending: "The call is ending…",
     ended: "The call has ended.",
     declined: "The call did not start.",
-    expired: "The host did not join in time; nothing was charged.",
+    expired: "The host did not join in time, so the call did not start. The hold on your "
+      + "card was released: nothing was charged.",
   }[session.state] || session.state;
   setStatus(text);
 }

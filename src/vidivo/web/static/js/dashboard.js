@@ -201,6 +201,29 @@ async function listen() {
   };
 }
 
+// Guests see "Available now" while this page is open, "Away" when the host says so.
+const AVAILABILITY_TEXT = {
+  available: "Guests see you as available: they can start a call now.",
+  offline: "Guests see you as offline: a call waits for you and you are emailed.",
+  away: "Guests see you as away: nobody can start a call.",
+};
+
+function showAvailability(away, availability) {
+  $("set-available").setAttribute("aria-pressed", String(!away));
+  $("set-away").setAttribute("aria-pressed", String(away));
+  $("availability-status").textContent = AVAILABILITY_TEXT[availability] || "";
+}
+
+async function setAway(away) {
+  try {
+    const { availability } = await api("PUT", "/v1/me/availability", { token: "host", body: { away } });
+    showAvailability(away, availability);
+  } catch (error) { flash(explain(error), "warning"); }
+}
+
+$("set-available").addEventListener("click", () => setAway(false));
+$("set-away").addEventListener("click", () => setAway(true));
+
 async function show() {
   let me;
   try {
@@ -213,6 +236,7 @@ async function show() {
   $("who").textContent = me.display_name;
   $("verify").classList.toggle("hidden", me.email_verified);
   showAccount(me);
+  showAvailability(me.away, me.away ? "away" : "available");
   const token = new URLSearchParams(location.search).get("verify");
   if (token && !me.email_verified) $("verify-token").value = token;
   await Promise.all([loadPayouts(), loadLinks(), loadSessions(), loadEarnings()].map((p) => p.catch((error) => flash(explain(error), "warning"))));
@@ -220,6 +244,8 @@ async function show() {
   // Calls that started while the dashboard was closed still wait for an answer.
   const { sessions } = await api("GET", "/v1/sessions?state=waiting_for_host", { token: "host" });
   for (const s of sessions) if (!document.querySelector(`#incoming-list [data-session-id="${s.id}"]`)) incomingCall(s.id);
+  // The "a guest is waiting" email links here: bring the waiting call into view.
+  if (location.hash === "#incoming" && sessions.length) $("incoming").scrollIntoView();
 }
 
 show();
