@@ -126,7 +126,8 @@ async def logout(principal: CurrentPrincipal, db: DbSession, clock: AppClock) ->
 
 @router.post(
     "/v1/auth/verify-email",
-    responses=error_responses(400),
+    # 409: a change of email whose address another account took in the meantime
+    responses=error_responses(400, 409),
     summary="Confirm an email address with the emailed token",
 )
 async def verify_email(body: VerifyEmailRequest, db: DbSession, clock: AppClock) -> UserResponse:
