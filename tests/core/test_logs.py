@@ -18,7 +18,7 @@ import httpx
 from tests.support import demo_credentials, free_port, start_server, stop_server
 from vidivo.core.logs import JsonLines, LogContext, logged_call_session
 
-CONSOLE_LINES = ("Vidivo is running at ", "API reference: ", "Demo host: ")
+CONSOLE_LINES = ("Vidivo is running at ", "API reference: ", "Demo host: ", "  (shown this once")
 
 
 def _json_lines(output: str) -> list[dict[str, Any]]:
