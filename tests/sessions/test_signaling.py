@@ -149,6 +149,24 @@ async def test_the_host_feed_rings_for_a_new_call(calls, hosts, app):
     assert await close_code(app, f"/v1/host/events?token={guest_token}") == 4403
 
 
+async def test_the_host_feed_drops_a_call_the_guest_cancels_while_it_rings(calls, hosts, app):
+    host = await hosts.create()
+    link = await calls.link(host)
+    transport = ASGIWebSocketTransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        aconnect_ws(f"/v1/host/events?token={host.access_token}", client) as feed,
+    ):
+        started = await calls.start(link["short_code"])
+        session_id = started.json()["session"]["id"]
+        assert (await feed.receive_json(timeout=5))["type"] == "incoming_call"
+        guest = {"Authorization": f"Bearer {started.json()['guest_token']}"}
+        ended = await calls.client.post(f"/v1/sessions/{session_id}/end", headers=guest)
+        assert ended.status_code == 200, ended.text
+        event = await feed.receive_json(timeout=5)
+        assert event == {"type": "incoming_call_gone", "session_id": session_id}
+
+
 async def test_without_turn_there_are_only_host_candidates(calls):
     call = await calls.started()
     response = await calls.client.get(

@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from vidivo.auth.models import User
 from vidivo.calls import letters, metrics, repository, windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
-from vidivo.calls.events import CallEvent, Ended, Ending, LinkUseReturned
+from vidivo.calls.events import CallEvent, Ended, Ending, IncomingCallGone, LinkUseReturned
 from vidivo.calls.models import (
     FINAL_STATES,
     IN_FLIGHT,
@@ -140,6 +140,8 @@ class BillingEngine:
         for event in events:
             if isinstance(event, LinkUseReturned):  # for the link caches, not the sockets
                 await self._public_links.changed(self._hub, code=event.code)
+            elif isinstance(event, IncomingCallGone):
+                await self._hub.publish(f"host:{event.host_id}", event.message())
             else:
                 await self._hub.publish(session_id, event.message())
 
@@ -255,6 +257,8 @@ class BillingEngine:
     def _announce_end(session: CallSession, events: list[CallEvent]) -> None:
         if session.state == SessionState.ENDING:
             events.append(Ending(session.end_reason))
+            if session.went_live_at is None:
+                events.append(IncomingCallGone(session.host_id, session.id))
 
     def _next_window_action(
         self,

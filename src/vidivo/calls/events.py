@@ -132,3 +132,15 @@ class IncomingCall(CallEvent):
 
     def message(self) -> Event:
         return {"type": "incoming_call", "session_id": self.session_id}
+
+
+@dataclass(frozen=True)
+class IncomingCallGone(CallEvent):
+    """On the host's own channel: a call that rang ends before it went live (the guest
+    cancelled, the host declined or never came), so the dashboard drops its card."""
+
+    host_id: str
+    session_id: str
+
+    def message(self) -> Event:
+        return {"type": "incoming_call_gone", "session_id": self.session_id}

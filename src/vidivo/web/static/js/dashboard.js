@@ -161,6 +161,13 @@ async function loadPayouts() {
   $("start-onboarding").classList.toggle("hidden", ready);
 }
 
+// The card goes as soon as the call stops waiting (answered here, cancelled, expired).
+function dropIncoming(sessionId) {
+  const item = document.querySelector(`#incoming-list [data-session-id="${sessionId}"]`);
+  if (item) item.remove();
+  if (!$("incoming-list").children.length) $("incoming").classList.add("hidden");
+}
+
 function incomingCall(sessionId) {
   $("incoming").classList.remove("hidden");
   const item = el("li", { "data-session-id": sessionId });
@@ -171,8 +178,7 @@ function incomingCall(sessionId) {
   });
   decline.addEventListener("click", async () => {
     try { await api("POST", `/v1/sessions/${sessionId}/decline`, { token: "host" }); } catch (error) { flash(explain(error), "warning"); }
-    item.remove();
-    if (!$("incoming-list").children.length) $("incoming").classList.add("hidden");
+    dropIncoming(sessionId);
     await loadSessions();
   });
   api("GET", `/v1/sessions/${sessionId}`, { token: "host" }).then(({ session }) => {
@@ -193,6 +199,7 @@ async function listen() {
   events.onmessage = (message) => {
     const event = JSON.parse(message.data);
     if (event.type === "incoming_call") incomingCall(event.session_id);
+    if (event.type === "incoming_call_gone") { dropIncoming(event.session_id); loadSessions().catch(() => {}); }
   };
   events.onclose = (close) => {
     clearInterval(pinger);
