@@ -40,7 +40,7 @@ async def test_the_guest_page_explains_the_rate_and_the_holds(client, hosts):
     ("setup", "status", "heading"),
     [
         ("unknown", 404, "This call link does not exist"),
-        ("deleted", 404, "This call link does not exist"),
+        ("deleted", 404, "This call link has been switched off"),
         ("expired", 410, "This call link has expired"),
         ("exhausted", 410, "This call link has been used up"),
         ("not_yet", 409, "This call link opens later"),

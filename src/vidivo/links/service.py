@@ -35,6 +35,11 @@ class LinkExpired(ApiError):
     code, status, message = "link_expired", 410, "This call link has expired."
 
 
+class LinkDeactivated(NotFound):
+    """The API's plain 404 (the published contract), kept apart so the guest page can say the
+    host switched the link off rather than that the address is wrong."""
+
+
 class LinkExhausted(ApiError):
     code, status, message = (
         "link_exhausted",
@@ -222,10 +227,13 @@ async def get_usable_for_view(db: AsyncSession, clock: Clock, short_code: str) -
             select(Link, User).join(User, User.id == Link.host_id).where(Link.short_code == code)
         )
     ).first()
-    # A suspended host's links take no calls: to guests they are as gone as deleted ones.
-    if row is None or not row[0].is_active or row[1].suspended_at is not None:
+    # A suspended or deleted host's links take no calls: to guests they are as gone as
+    # links that never were.
+    if row is None or row[1].suspended_at is not None or row[1].deleted_at is not None:
         raise NotFound("No call link with this code.")
     link, host = row[0], row[1]
+    if not link.is_active:
+        raise LinkDeactivated("No call link with this code.")
     if link.is_expired(clock.now()):
         raise LinkExpired()
     if link.is_exhausted:

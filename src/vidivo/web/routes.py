@@ -86,13 +86,19 @@ async def guest_page(
         )
     except RateLimited as limited:
         return _too_many(request, limited)
+    except links.LinkDeactivated:
+        return _message(
+            request,
+            404,
+            "This call link has been switched off",
+            "Its host switched it off, so it takes no more calls. Ask the host for a new link.",
+        )
     except NotFound:
         return _message(
             request,
             404,
             "This call link does not exist",
-            "Check the address with the person who sent it: the link may have been mistyped "
-            "or deactivated.",
+            "Check the address with the person who sent it: it may have been mistyped.",
         )
     except links.LinkExpired:
         return _message(request, 410, "This call link has expired", "Ask the host for a new link.")
