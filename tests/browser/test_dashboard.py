@@ -50,3 +50,37 @@ async def test_the_incoming_call_card_goes_when_the_guest_cancels(app_server, co
     await expect(card).to_have_count(0)
     await expect(host.locator("#incoming")).to_be_hidden()
     assert re.search(r"/app$", host.url)
+
+
+async def test_a_deactivated_link_stays_marked_inactive_after_a_reload(
+    app_server, contexts, tmp_path
+):
+    app = app_server
+    host_context, guest_context = contexts
+    await host_context.grant_permissions(["clipboard-read", "clipboard-write"])
+    host = await host_context.new_page()
+    url = await host_signs_up_and_makes_a_link(app, host, tmp_path)
+    code = url.rsplit("/", 1)[1]
+    row = host.locator("#link-rows tr", has=host.locator(f'a[href="{url}"]'))
+
+    # "Copied" confirms the copy, then the button reads "Copy" again.
+    copy = row.get_by_role("button", name=f"Copy link {code}")
+    await copy.click()
+    await expect(copy).to_have_text("Copied")
+    await expect(copy).to_have_text("Copy", timeout=5000)
+
+    host.on("dialog", lambda dialog: dialog.accept())
+    await row.get_by_role("button", name=f"Deactivate link {code}").click()
+    await expect(host.locator("#flash")).to_have_text("Link deactivated.")
+    for _ in range(2):  # as the click left it, and as a reload lists it
+        await expect(row.locator(".badge")).to_have_text("Inactive")
+        await expect(row.get_by_role("button")).to_have_count(0)
+        await host.reload()
+        await expect(host.locator("#who")).to_have_text("Dr. Rivera")
+
+    # The guest who opens it learns its host switched it off, not that it was mistyped.
+    guest = await guest_context.new_page()
+    await guest.goto(url)
+    await expect(
+        guest.get_by_role("heading", name="This call link has been switched off")
+    ).to_be_visible()

@@ -85,22 +85,42 @@ onSubmit("link-form", "link-error", async () => {
   flash(`Link created: ${link.url}`);
 });
 
-function linkRow(link) {
+// How long "Copied" shows before the button reads "Copy" again.
+const COPIED_FOR_MS = 2000;
+
+function copyButton(link) {
   const copy = el("button", { type: "button", class: "secondary", "aria-label": `Copy link ${link.short_code}` }, "Copy");
+  let reset = null;
   copy.addEventListener("click", async () => {
     try { await navigator.clipboard.writeText(link.url); copy.textContent = "Copied"; } catch { copy.textContent = "Select and copy"; }
+    clearTimeout(reset);
+    reset = setTimeout(() => { copy.textContent = "Copy"; }, COPIED_FOR_MS);
   });
+  return copy;
+}
+
+// A deactivated link stays listed, marked, with nothing left to do to it.
+function linkActions(link, row) {
+  if (!link.is_active) return el("span", { class: "badge" }, "Inactive");
   const remove = el("button", { type: "button", class: "danger", "aria-label": `Deactivate link ${link.short_code}` }, "Deactivate");
   remove.addEventListener("click", async () => {
     if (!confirm(`Deactivate ${link.url}? Guests can no longer open it.`)) return;
-    try { await api("DELETE", `/v1/links/${link.id}`, { token: "host" }); row.remove(); flash("Link deactivated."); } catch (error) { flash(explain(error), "warning"); }
+    try {
+      await api("DELETE", `/v1/links/${link.id}`, { token: "host" });
+      row.replaceWith(linkRow({ ...link, is_active: false }));
+      flash("Link deactivated.");
+    } catch (error) { flash(explain(error), "warning"); }
   });
+  return el("div", { class: "row" }, copyButton(link), remove);
+}
+
+function linkRow(link) {
   const uses = link.max_uses ? `${link.use_count} / ${link.max_uses}` : `${link.use_count}`;
-  const row = el("tr", { "data-link-id": link.id },
+  const row = el("tr", { "data-link-id": link.id, "data-active": String(link.is_active) },
     el("td", {}, el("a", { href: link.url }, link.url), link.label ? el("div", { class: "muted" }, link.label) : ""),
     el("td", {}, `$${link.rate_per_minute} / min, ${link.window_size_minutes}-min windows`),
-    el("td", {}, uses),
-    el("td", {}, el("div", { class: "row" }, copy, remove)));
+    el("td", {}, uses));
+  row.append(el("td", {}, linkActions(link, row)));
   return row;
 }
 
