@@ -4,9 +4,11 @@ state, the security headers, the static modules."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+import vidivo.web.routes
 from vidivo.mail.service import latest_email_to
 
 
@@ -126,3 +128,18 @@ async def test_the_verification_email_links_to_the_dashboard(client, hosts, cont
     async with context.session_factory() as db:
         mail = await latest_email_to(db, host.email)
     assert f"{context.settings.public_base_url}/app?verify={token}" in mail.body
+
+
+async def test_every_page_links_our_icon_and_favicon_ico_finds_it(client):
+    templates = Path(vidivo.web.routes.__file__).parent / "templates"
+    icon = '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">'
+    assert icon in (templates / "base.html").read_text()
+    for template in templates.glob("*.html"):
+        text = template.read_text()
+        assert icon in text or '{% extends "base.html" %}' in text, template.name
+    for path in ("/static/favicon.svg", "/favicon.ico"):
+        response = await client.get(path, follow_redirects=True)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("image/svg+xml")
+    # The signed-in dashboard has its own top heading (the signed-out one has "Log in").
+    assert '<h1 id="dashboard-heading">' in (await client.get("/app")).text

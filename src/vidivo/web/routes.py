@@ -53,6 +53,12 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/app", status_code=307)
 
 
+@router.get("/favicon.ico")
+async def favicon() -> RedirectResponse:
+    # Browsers ask for it whatever the pages link; the pages link the SVG.
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/app", response_class=HTMLResponse)
 async def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html", {})
