@@ -126,6 +126,8 @@ function linkRow(link) {
 
 async function loadLinks(more = false) {
   const query = new URLSearchParams({ limit: "20" });
+  // Active links only unless the host asks for the deactivated ones as well.
+  if (!$("show-inactive-links").checked) query.set("active", "true");
   if (more && linkCursor) query.set("cursor", linkCursor);
   const page = await api("GET", `/v1/links?${query}`, { token: "host" });
   const rows = page.links.map(linkRow);
@@ -134,6 +136,7 @@ async function loadLinks(more = false) {
   $("more-links").classList.toggle("hidden", !page.pagination.has_more);
 }
 $("more-links").addEventListener("click", () => loadLinks(true));
+$("show-inactive-links").addEventListener("change", () => loadLinks().catch((error) => flash(explain(error), "warning")));
 
 async function loadSessions() {
   const { sessions } = await api("GET", "/v1/sessions?limit=20", { token: "host" });
