@@ -1,25 +1,10 @@
 // The dashboard's "Your account" card: profile (name, bio), email, password, deletion.
-import { api, ApiError, saveHostTokens } from "./api.js";
+import { api, onSubmit, saveHostTokens } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
-function explain(error) {
-  return error instanceof ApiError ? error.explanation : error.message;
-}
-
 function status(text) {
   $("account-status").textContent = text;
-}
-
-function onSubmit(formId, errorId, handler) {
-  $(formId).addEventListener("submit", async (event) => {
-    event.preventDefault();
-    $(errorId).textContent = "";
-    const button = event.currentTarget.querySelector("button[type=submit]");
-    button.disabled = true;
-    try { await handler(); } catch (error) { $(errorId).textContent = explain(error); }
-    button.disabled = false;
-  });
 }
 
 export function showAccount(me) {

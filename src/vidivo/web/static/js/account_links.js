@@ -1,12 +1,8 @@
 // The pages an account email links to: forgot password, choose a new one, confirm a new email.
 // Opening a page changes nothing (mail scanners open links); only the form's submit does.
-import { api, ApiError, el } from "./api.js";
+import { api, el, explain } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-
-function explain(error) {
-  return error instanceof ApiError ? error.explanation : error.message;
-}
 
 function done(text) {
   $("flash").replaceChildren(el("p", { class: "notice" }, text, " ", el("a", { href: "/app" }, "Go to Vidivo")));

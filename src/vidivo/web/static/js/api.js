@@ -18,6 +18,25 @@ export class ApiError extends Error {
   }
 }
 
+// What to show a person for any error: the API's explanation, or the browser's message.
+export function explain(error) {
+  return error instanceof ApiError ? error.explanation : error.message;
+}
+
+// A form that calls the API on submit: its button is disabled while the call runs, and a
+// failure is shown in the element `errorId`.
+export function onSubmit(formId, errorId, handler) {
+  const errorBox = document.getElementById(errorId);
+  document.getElementById(formId).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.textContent = "";
+    const button = event.currentTarget.querySelector("button[type=submit]");
+    button.disabled = true;
+    try { await handler(event.currentTarget); } catch (error) { errorBox.textContent = explain(error); }
+    button.disabled = false;
+  });
+}
+
 export function hostTokens() {
   try { return JSON.parse(localStorage.getItem(HOST_KEY)) || null; } catch { return null; }
 }

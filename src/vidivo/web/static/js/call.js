@@ -1,6 +1,6 @@
 // The in-call view, for host and guest: WebRTC media, presence, live timer and cost, renewals.
 import {
-  api, ApiError, currentHostAccessToken, formatCents, formatDuration, guestToken,
+  api, ApiError, currentHostAccessToken, explain, formatCents, formatDuration, guestToken,
   refreshHost, socketUrl, toCents,
 } from "./api.js";
 import { answerTheBank, confirmPayment } from "./authentication.js";
@@ -304,7 +304,7 @@ $("card-form").addEventListener("submit", async (event) => {
     }
     await refresh();
   } catch (error) {
-    $("card-error").textContent = error instanceof ApiError ? error.explanation : error.message;
+    $("card-error").textContent = explain(error);
   }
 });
 

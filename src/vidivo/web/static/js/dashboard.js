@@ -1,6 +1,7 @@
 // The host dashboard: account, verification, payouts, links, incoming calls, history, earnings.
 import {
-  api, ApiError, currentHostAccessToken, el, hostTokens, refreshHost, saveHostTokens, socketUrl,
+  api, currentHostAccessToken, el, explain, hostTokens, onSubmit, refreshHost, saveHostTokens,
+  socketUrl,
 } from "./api.js";
 import { showAccount } from "./account.js";
 
@@ -10,21 +11,6 @@ let events = null;
 
 function flash(text, kind = "ok") {
   $("flash").replaceChildren(el("p", { class: kind === "ok" ? "notice" : "warning" }, text));
-}
-
-function explain(error) {
-  return error instanceof ApiError ? error.explanation : error.message;
-}
-
-function onSubmit(formId, errorId, handler) {
-  $(formId).addEventListener("submit", async (event) => {
-    event.preventDefault();
-    $(errorId).textContent = "";
-    const button = event.currentTarget.querySelector("button[type=submit]");
-    button.disabled = true;
-    try { await handler(event.currentTarget); } catch (error) { $(errorId).textContent = explain(error); }
-    button.disabled = false;
-  });
 }
 
 async function logIn(email, password) {

@@ -1,5 +1,5 @@
 // The guest page: collect name, email and a card, start the call, go to the call view.
-import { api, ApiError, saveGuestToken } from "./api.js";
+import { api, explain, saveGuestToken } from "./api.js";
 import { answerTheBank } from "./authentication.js";
 
 const form = document.getElementById("start-form");
@@ -58,7 +58,7 @@ form.addEventListener("submit", async (event) => {
     }
     location.assign(callPage);
   } catch (error) {
-    errorBox.textContent = error instanceof ApiError ? error.explanation : error.message;
+    errorBox.textContent = explain(error);
     button.disabled = false;
     button.textContent = "Start call";
   }
