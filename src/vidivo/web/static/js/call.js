@@ -4,6 +4,7 @@ import {
   refreshHost, socketUrl, toCents,
 } from "./api.js";
 import { answerTheBank, confirmPayment } from "./authentication.js";
+import { explainMediaError, openMedia, useSpeaker } from "./devices.js";
 
 const root = document.getElementById("call");
 const sessionId = root.dataset.sessionId;
@@ -331,11 +332,12 @@ async function main() {
   if (role === "guest" && snapshot?.awaiting_authentication) await confirmHold();
   if (ended) return;
   try {
-    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    localStream = await openMedia();
   } catch (error) {
-    setStatus(`Camera or microphone unavailable: ${error.message}. Allow them and reload.`);
+    setStatus(explainMediaError(error));
     return;
   }
+  await useSpeaker($("remote-video"));
   $("local-video").srcObject = localStream;
   applyMediaState();
   rtcConfig = await iceConfig();
