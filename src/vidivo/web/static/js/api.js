@@ -1,4 +1,5 @@
 // Talking to the Vidivo API from the browser: tokens, errors in the API's shape, money as cents.
+import { clearErrors, plainCode, plainWords, showApiError, validate } from "./forms.js";
 
 const HOST_KEY = "vidivo.host";
 
@@ -11,10 +12,10 @@ export class ApiError extends Error {
     this.details = error.details || [];
   }
 
-  // The message with the first field detail, as a person would read it.
+  // What a person reads: the first field problem in plain words, else the error in words.
   get explanation() {
     const detail = this.details.find((d) => d && d.message);
-    return detail ? `${this.message} (${detail.field}: ${detail.message})` : this.message;
+    return detail ? plainWords(detail.message) : plainCode(this.code, this.message);
   }
 }
 
@@ -23,16 +24,25 @@ export function explain(error) {
   return error instanceof ApiError ? error.explanation : error.message;
 }
 
-// A form that calls the API on submit: its button is disabled while the call runs, and a
-// failure is shown in the element `errorId`.
+// A form that calls the API on submit: its fields are checked in the browser first (each
+// problem beside its field), its button is disabled while the call runs, and a failure goes
+// onto the fields it names or, failing that, into the element `errorId`.
 export function onSubmit(formId, errorId, handler) {
   const errorBox = document.getElementById(errorId);
-  document.getElementById(formId).addEventListener("submit", async (event) => {
+  const form = document.getElementById(formId);
+  form.noValidate = true;
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.textContent = "";
-    const button = event.currentTarget.querySelector("button[type=submit]");
+    if (!validate(form)) return;
+    const button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    try { await handler(event.currentTarget); } catch (error) { errorBox.textContent = explain(error); }
+    try {
+      await handler(form);
+      clearErrors(form);
+    } catch (error) {
+      errorBox.textContent = error instanceof ApiError ? showApiError(form, error) : explain(error);
+    }
     button.disabled = false;
   });
 }
