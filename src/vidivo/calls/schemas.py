@@ -53,6 +53,17 @@ class SessionOut(BaseModel):
     billed: str
     current_window: int | None
     next_renewal_at: Timestamp | None
+    next_hold: str | None = Field(
+        default=None,
+        description="What the next renewal will hold (decimal string) while the call is live "
+        "or paused; null when none is due (the spending cap is covered, or the call is not "
+        "running).",
+    )
+    join_deadline: Timestamp | None = Field(
+        default=None,
+        description="While the call waits for its host: when it ends unjoined (the guest's "
+        "hold is then released, nothing charged); null otherwise.",
+    )
     hold_declined: bool
     awaiting_authentication: bool = Field(
         description="The card's bank asks the guest to authenticate a hold (3-D Secure) "

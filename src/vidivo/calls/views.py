@@ -17,7 +17,7 @@ from vidivo.calls.schemas import (
     WindowCharge,
 )
 from vidivo.calls.terms import CallTerms
-from vidivo.calls.timeline import billed_ms
+from vidivo.calls.timeline import billed_ms, coverage_minutes
 from vidivo.core.money import format_cents
 
 if TYPE_CHECKING:
@@ -73,6 +73,10 @@ def session_out(
         billed=format_cents(billed_cents(session, now)),
         current_window=current,
         next_renewal_at=next_renewal_at,
+        next_hold=_next_hold(session, billing_windows, terms),
+        join_deadline=session.waiting_deadline
+        if session.state == SessionState.WAITING_FOR_HOST
+        else None,
         hold_declined=bool(billing_windows) and billing_windows[-1].state == WindowState.DECLINED,
         awaiting_authentication=bool(billing_windows)
         and billing_windows[-1].state == WindowState.AUTHENTICATING,
@@ -83,6 +87,17 @@ def session_out(
         terms=terms_out(terms),
         as_of=now,
     )
+
+
+def _next_hold(
+    session: CallSession, billing_windows: list[BillingWindow], terms: CallTerms
+) -> str | None:
+    """What the next renewal holds, as the engine will plan it: the window after what is
+    covered, shortened by the guest's cap (None once the cap is covered)."""
+    if session.state not in (SessionState.LIVE, SessionState.PAUSED):
+        return None
+    minutes = terms.next_window_minutes(covered_minutes=coverage_minutes(session, billing_windows))
+    return format_cents(terms.cents_for(minutes)) if minutes else None
 
 
 def authentication_out(pending: PendingAuthentication | None) -> PaymentAuthentication | None:
