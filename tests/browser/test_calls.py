@@ -130,7 +130,6 @@ async def test_a_paid_call_from_link_to_receipt_in_two_browsers(app_server, cont
         await expect(page.locator("#call-status")).to_contain_text("Live with")
     for page in (host, guest):
         await video_flows(page)
-    await guest.screenshot(path=screenshot_path("in-call", tmp_path))
 
     # Four minutes in, the second window is held; the cost on both screens follows.
     app.advance(240)

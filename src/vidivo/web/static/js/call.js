@@ -1,10 +1,15 @@
-// The in-call view, for host and guest: WebRTC media, presence, live timer and cost, renewals.
+// The call screen, for host and guest: the session's state from the API, signaling, the
+// controls, the waiting countdown, renewals and the declined card. Media and network quality
+// are in call_media.js, the chat in call_chat.js, the end screen in call_end.js.
 import {
   api, ApiError, currentHostAccessToken, explain, formatCents, formatDuration, guestToken,
   refreshHost, socketUrl, toCents,
 } from "./api.js";
 import { answerTheBank, confirmPayment } from "./authentication.js";
-import { explainMediaError, openMedia, useSpeaker } from "./devices.js";
+import { explainMediaError, openMedia, savedChoice, useSpeaker } from "./devices.js";
+import { createChat } from "./call_chat.js";
+import { endReason, showEnd } from "./call_end.js";
+import { createPeer, openChannel, watchNetwork } from "./call_media.js";
 
 const root = document.getElementById("call");
 const sessionId = root.dataset.sessionId;
@@ -14,16 +19,21 @@ const auth = ownGuestToken || "host";
 const $ = (id) => document.getElementById(id);
 
 const PING_EVERY_MS = 10000;
+const FINAL = ["ended", "declined", "expired"];
 let snapshot = null;        // the last session from the API
 let snapshotAt = 0;         // performance.now() when it arrived
 let minuteShown = 0;        // the started minute whose cost is on screen
 let clockOffsetMs = 0;      // server clock minus this browser's clock
 let pc = null;
+let channel = null;         // the data channel: media state and chat, peer to peer
 let localStream = null;
 let socket = null;
 let pendingCandidates = [];
 let ended = false;
 let declinedDeadline = null;
+let rtcConfig = null;
+let firstHoldCents = null;  // the first window's hold, for the waiting guest
+const names = { hostName: "", guestName: "" };
 // Media is sent only while the call is live: both clients stop it while paused, so a pause
 // is a pause for the people in it too (the server bills by the rule the guest page states).
 const userTurnedOff = { audio: false, video: false };
@@ -33,6 +43,23 @@ function setStatus(text) { $("call-status").textContent = text; }
 
 function serverNow() { return Date.now() + clockOffsetMs; }
 
+function otherName() {
+  return role === "guest" ? names.hostName || "the host" : names.guestName || "the guest";
+}
+
+// Where the guest came from (/c/{code}): the end screen offers it again. Kept for reloads.
+function linkCode() {
+  const key = `vidivo.link.${sessionId}`;
+  try {
+    const from = document.referrer ? new URL(document.referrer) : null;
+    const match = from && from.origin === location.origin && from.pathname.match(/^\/c\/([A-Za-z0-9_-]+)$/);
+    if (match) sessionStorage.setItem(key, match[1]);
+    return sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
 async function refresh() {
   try {
     const { session } = await api("GET", `/v1/sessions/${sessionId}`, { token: auth });
@@ -40,36 +67,86 @@ async function refresh() {
     snapshotAt = performance.now();
     minuteShown = Math.floor(session.live_seconds / 60);
     clockOffsetMs = Date.parse(session.as_of) - Date.now();
+    names.guestName = session.guest_name;
     if (!session.hold_declined) hideDeclined();
     setMediaPaused(session.state === "paused");
     describe(session);
-    if (["ended", "declined", "expired"].includes(session.state)) finish(session);
+    if (FINAL.includes(session.state)) await finish(session);
   } catch (error) {
     setStatus(error instanceof ApiError ? error.message : "Cannot reach Vidivo; retrying…");
   }
 }
 
+// The host's name and the first hold come with the receipt (the session view has neither).
+async function loadReceipt() {
+  try {
+    const { receipt } = await api("GET", `/v1/sessions/${sessionId}/receipt`, { token: auth });
+    names.hostName = receipt.host_display_name;
+    names.guestName = receipt.guest_name;
+    if (receipt.windows.length) firstHoldCents = toCents(receipt.windows[0].held);
+    return receipt;
+  } catch (error) {
+    console.warn("no receipt yet", error);
+    return null;
+  }
+}
+
+function phaseOf(state) {
+  if (FINAL.includes(state)) return "ended";
+  if (state === "pending_payment" || state === "waiting_for_host") return "waiting";
+  return "live";
+}
+
 function describe(session) {
-  const other = role === "guest" ? "the host" : session.guest_name;
+  const other = otherName();
+  const phase = phaseOf(session.state);
+  if (!ended) root.dataset.phase = phase;
+  $("call-title").textContent = `Video call with ${other}`;
+  $("call-with").textContent = phase === "live" ? `Live with ${other}` : `Call with ${other}`;
+  $("remote-initial").textContent = other.trim().charAt(0).toUpperCase();
+  $("waiting").classList.toggle("hidden", phase !== "waiting");
+  if (phase === "waiting") describeWaiting(session);
   const text = {
     pending_payment: "Holding the first window on the card…",
-    waiting_for_host: role === "guest" ? "Waiting for the host to join…" : "Connecting to the guest…",
+    waiting_for_host: role === "guest" ? "Waiting for the host to join…" : `Connecting to ${other}…`,
     live: `Live with ${other}.`,
     paused: pausedText(session, other),
     ending: "The call is ending…",
-    ended: "The call has ended.",
-    declined: "The call did not start.",
-    expired: "The host did not join in time, so the call did not start. The hold on your "
-      + "card was released: nothing was charged.",
-  }[session.state] || session.state;
-  setStatus(text);
+  }[session.state];
+  if (text) setStatus(text);
+  // Plainly live, the top bar says it already; the status stays for screen readers.
+  $("call-status").classList.toggle("visually-hidden", session.state === "live");
+  const cap = session.max_spend;
+  $("spending-limit").classList.toggle("hidden", !cap || phase !== "live");
+  if (cap) $("spending-limit").textContent = `Limit $${cap} · $${session.billed} so far`;
+}
+
+function describeWaiting(session) {
+  if (role === "host") {
+    $("waiting-heading").textContent = `Connecting to ${otherName()}…`;
+    $("waiting-next").replaceChildren();
+    return;
+  }
+  $("waiting-heading").textContent = session.state === "pending_payment"
+    ? "Placing the hold on your card…" : `Waiting for ${otherName()} to join`;
+  const rate = `$${session.rate_per_minute}`;
+  const steps = [
+    `When ${otherName()} joins, the call starts here and billing begins: ${rate} a minute, per started minute.`,
+    "You can keep this page open and get your camera ready; nothing is charged while you wait.",
+    "If the host declines or does not join in time, the hold is released and nothing is charged.",
+  ];
+  $("waiting-next").replaceChildren(...steps.map((s) => {
+    const item = document.createElement("li");
+    item.textContent = s;
+    return item;
+  }));
 }
 
 function pausedText(session, other) {
   const grace = session.terms.reconnect_grace_seconds;
   const media = "Your camera and microphone are paused until the call resumes.";
   if (session.away === "host") {
-    return `Paused: ${role === "host" ? "your" : "the host's"} connection dropped. `
+    return `Paused: ${role === "host" ? "your" : `${other}'s`} connection dropped. `
       + `Time while the host is away is not billed. ${media}`;
   }
   const who = role === "guest" ? "your" : `${other}'s`;
@@ -82,11 +159,35 @@ function applyMediaState() {
     track.enabled = !mediaPaused && !userTurnedOff[track.kind];
   }
   root.dataset.media = mediaPaused ? "paused" : "sending";
+  sendMediaState();
 }
 
 function setMediaPaused(paused) {
+  if (paused === mediaPaused) return;
   mediaPaused = paused;
   applyMediaState();
+}
+
+function hasVideo() { return Boolean(localStream && localStream.getVideoTracks().length); }
+
+// The other side sees our state: muted, camera off (an audio-only call has no camera at all).
+function sendMediaState() {
+  sendPeer({ type: "media", audio: !userTurnedOff.audio, video: hasVideo() && !userTurnedOff.video });
+}
+
+function sendPeer(message) {
+  if (!channel || channel.readyState !== "open") return false;
+  channel.send(JSON.stringify(message));
+  return true;
+}
+
+function showPeerMedia(message) {
+  const other = otherName();
+  const off = [];
+  if (message.audio === false) off.push("muted");
+  if (message.video === false) off.push("camera off");
+  $("peer-media").textContent = off.length ? `${other}: ${off.join(", ")}` : "";
+  root.dataset.remoteVideo = message.video === false ? "off" : "on";
 }
 
 // Live figures between API snapshots: the time runs on while live, the cost follows the minutes.
@@ -103,10 +204,22 @@ function tick() {
     minuteShown = minute;
     refresh();
   }
-  if (snapshot.next_renewal_at && running) {
+  const renewal = snapshot.next_renewal_at && snapshot.next_hold && running;
+  $("next-hold").classList.toggle("hidden", !renewal);
+  if (renewal) {
+    $("next-hold-amount").textContent = `$${snapshot.next_hold}`;
     $("renewal-countdown").textContent = formatDuration((Date.parse(snapshot.next_renewal_at) - serverNow()) / 1000);
   } else {
     $("renewal-countdown").textContent = "–";
+  }
+  if (snapshot.join_deadline && role === "guest" && !ended) {
+    const left = formatDuration((Date.parse(snapshot.join_deadline) - serverNow()) / 1000);
+    const hold = firstHoldCents ? formatCents(firstHoldCents) : "card";
+    const countdown = $("join-countdown");
+    const strong = document.createElement("strong");
+    strong.textContent = left;
+    countdown.replaceChildren(`${names.hostName || "The host"} has `, strong,
+      ` to join; your ${hold} hold is released otherwise.`);
   }
   if (declinedDeadline) {
     const left = Math.max(0, (Date.parse(declinedDeadline) - serverNow()) / 1000);
@@ -133,22 +246,34 @@ async function renewRelayCredentials() {
   }
 }
 
-let rtcConfig = null;
+function useChannel(opened) {
+  channel = opened;
+  channel.onopen = () => { chat.setReady(true); sendMediaState(); };
+  channel.onclose = () => { if (channel === opened) chat.setReady(false); };
+  channel.onmessage = (event) => {
+    let message;
+    try { message = JSON.parse(event.data); } catch { return; }
+    if (message.type === "media") showPeerMedia(message);
+    else if (message.type === "chat") chat.receive(message);
+  };
+}
 
 function newPeer() {
   if (pc) pc.close();
   pendingCandidates = [];
-  pc = new RTCPeerConnection(rtcConfig);
+  pc = createPeer(rtcConfig, localStream, {
+    onTrack: (stream) => { $("remote-video").srcObject = stream; },
+    onCandidate: (candidate) => send({ type: "ice", candidate }),
+    onState: (state) => { root.dataset.connection = state; },
+    onChannel: useChannel,
+  });
   window.vidivoCall.pc = pc;
-  for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
-  pc.ontrack = (event) => { $("remote-video").srcObject = event.streams[0]; };
-  pc.onicecandidate = (event) => { if (event.candidate) send({ type: "ice", candidate: event.candidate.toJSON() }); };
-  pc.onconnectionstatechange = () => { root.dataset.connection = pc.connectionState; };
   return pc;
 }
 
 async function makeOffer() {
   const peer = newPeer();
+  useChannel(openChannel(peer));
   await peer.setLocalDescription(await peer.createOffer());
   send({ type: "offer", sdp: peer.localDescription.sdp });
 }
@@ -220,6 +345,7 @@ async function connect() {
   };
 }
 
+// The end screen replaces the video; its figures are the receipt's (the same after a reload).
 async function finish(session) {
   if (ended) return;
   ended = true;
@@ -227,38 +353,30 @@ async function finish(session) {
   if (socket) socket.close();
   if (pc) pc.close();
   if (localStream) for (const track of localStream.getTracks()) track.stop();
-  for (const id of ["mute", "camera", "hang-up"]) $(id).disabled = true;
-  describe(session);
-  try {
-    const { receipt } = await api("GET", `/v1/sessions/${sessionId}/receipt`, { token: auth });
-    $("receipt-total").textContent = `$${receipt.total_charged}`;
-    $("receipt-minutes").textContent = String(receipt.billed_minutes);
-    $("receipt-metering").textContent = receipt.terms.metering;
-    $("receipt-windows").replaceChildren(...receipt.windows.map((w) => {
-      const row = document.createElement("tr");
-      for (const text of [String(w.number), `$${w.held}`, `$${w.captured}`, `$${w.released}`]) {
-        const cell = document.createElement("td");
-        cell.textContent = text;
-        row.append(cell);
-      }
-      return row;
-    }));
-    $("receipt").classList.remove("hidden");
-  } catch (error) {
-    setStatus(`The call has ended. The receipt is not available yet: ${error.message}`);
-  }
+  root.dataset.phase = "ended";
+  $("call-status").classList.remove("visually-hidden");
+  $("stage").classList.add("hidden");
+  $("chat").classList.add("hidden");
+  $("end-screen").classList.remove("hidden");
+  setStatus(endReason(session, { role, ...names }));
+  const receipt = await loadReceipt();
+  showEnd(session, receipt, { role, ...names, linkCode: role === "guest" ? linkCode() : null });
+  // The status element moved into the end screen: it is the reason, read first.
+  $("end-heading").after($("call-status"));
+  $("end-heading").focus({ preventScroll: true });
 }
 
-function toggleTrack(kind, button, onLabel, offLabel) {
+function toggleTrack(kind, button, caption, onWords, offWords) {
   const off = button.getAttribute("aria-pressed") !== "true";
   userTurnedOff[kind] = off;
-  applyMediaState();
   button.setAttribute("aria-pressed", String(off));
-  button.textContent = off ? offLabel : onLabel;
+  $(caption).textContent = off ? offWords : onWords;
+  if (kind === "video") root.dataset.camera = off ? "off" : "on";
+  applyMediaState();
 }
 
-$("mute").addEventListener("click", (e) => toggleTrack("audio", e.currentTarget, "Mute", "Unmute"));
-$("camera").addEventListener("click", (e) => toggleTrack("video", e.currentTarget, "Camera off", "Camera on"));
+$("mute").addEventListener("click", (e) => toggleTrack("audio", e.currentTarget, "mute-caption", "Mic on", "Muted"));
+$("camera").addEventListener("click", (e) => toggleTrack("video", e.currentTarget, "camera-caption", "Camera on", "Camera off"));
 $("hang-up").addEventListener("click", async () => {
   $("hang-up").disabled = true;
   send({ type: "hangup" });
@@ -269,6 +387,8 @@ $("hang-up").addEventListener("click", async () => {
   }
   await refresh();
 });
+
+const chat = createChat({ root, send: sendPeer, otherName });
 
 // With real Stripe the replacement card is entered in Stripe's Payment Element too.
 let stripe = null;
@@ -321,16 +441,28 @@ async function confirmHold() {
   if (snapshot?.state === "declined") setStatus("Your card's bank did not confirm the payment. Nothing was charged.");
 }
 
+function showNetwork({ word, rttMs, lossPercent }) {
+  $("network").dataset.quality = word;
+  const detail = rttMs === null ? "" : ` (${rttMs} ms, ${lossPercent.toFixed(1)} % lost)`;
+  $("network-text").textContent = `Network: ${word}`;
+  $("network").title = `Round trip and packets lost${detail}`;
+}
+
 async function main() {
   window.vidivoCall = { role, pc: null, refresh, snapshot: () => snapshot };
+  if (role === "guest") linkCode();  // remembered while the referrer is the link's page
+  if (role === "host") for (const node of document.querySelectorAll(".guest-only")) node.classList.add("hidden");
   if (role === "host" && !currentHostAccessToken()) {
-    setStatus("Log in to the dashboard to join this call.");
+    setStatus("This call belongs to a host account: open it from the dashboard on the device you use for Vidivo.");
     return;
   }
-  if (role === "host") for (const node of document.querySelectorAll(".guest-only")) node.classList.add("hidden");
+  await loadReceipt();
   await refresh();
   if (role === "guest" && snapshot?.awaiting_authentication) await confirmHold();
   if (ended) return;
+  setInterval(tick, 250);
+  tick();
+  const audioOnly = savedChoice().audioOnly;
   try {
     localStream = await openMedia();
   } catch (error) {
@@ -339,10 +471,18 @@ async function main() {
   }
   await useSpeaker($("remote-video"));
   $("local-video").srcObject = localStream;
+  if (audioOnly || !hasVideo()) {
+    root.dataset.camera = "off";
+    $("camera").disabled = true;
+    $("camera").setAttribute("aria-pressed", "true");
+    $("camera-caption").textContent = "Audio only";
+    $("self-audio-only").classList.remove("hidden");
+    $("local-video").classList.add("hidden");
+  }
   applyMediaState();
   rtcConfig = await iceConfig();
-  setInterval(tick, 250);
   setInterval(refresh, 15000);
+  watchNetwork(() => pc, hasVideo, showNetwork);
   await connect();
 }
 
