@@ -27,6 +27,11 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 SIZES = [pytest.param(PHONE, id="phone"), pytest.param(DESKTOP, id="desktop")]
+# The guest on a desktop chose an audio-only call in the device check (devices.js keeps it).
+CALLS = [
+    pytest.param(PHONE, False, id="phone"),
+    pytest.param(DESKTOP, True, id="desktop-guest-audio-only"),
+]
 HOST_ACCOUNT = {"email": "sca@example.com", "password": "correct horse battery"}  # host_with_link's
 
 
@@ -36,7 +41,9 @@ def host_tokens(app: App) -> dict[str, Any]:
     return dict(response.json())
 
 
-async def people(browser: Browser, app: App, viewport: dict[str, int]) -> list[BrowserContext]:
+async def people(
+    browser: Browser, app: App, viewport: dict[str, int], guest_audio_only: bool = False
+) -> list[BrowserContext]:
     """The host (signed in: its tokens where the dashboard keeps them) and the guest."""
     stored = json.dumps(json.dumps(host_tokens(app)))
     host, guest = [
@@ -44,6 +51,9 @@ async def people(browser: Browser, app: App, viewport: dict[str, int]) -> list[B
         for _ in range(2)
     ]
     await host.add_init_script(f"localStorage.setItem('vidivo.host', {stored})")
+    if guest_audio_only:
+        choice = json.dumps(json.dumps({"audioOnly": True}))
+        await guest.add_init_script(f"localStorage.setItem('vidivo.devices', {choice})")
     return [host, guest]
 
 
@@ -96,13 +106,13 @@ async def open_chat(page: Page) -> None:
     await expect(page.get_by_label("Message", exact=True)).to_be_enabled()
 
 
-@pytest.mark.parametrize("viewport", SIZES)
+@pytest.mark.parametrize(("viewport", "audio_only"), CALLS)
 async def test_a_call_on_the_call_screen(
-    app_server: App, browser: Browser, tmp_path: Path, viewport: dict[str, int]
+    app_server: App, browser: Browser, tmp_path: Path, viewport: dict[str, int], audio_only: bool
 ):
     app = app_server
     url = host_with_link(app)  # 2.50 a minute, 5-minute windows
-    contexts = await people(browser, app, viewport)
+    contexts = await people(browser, app, viewport, audio_only)
     host, guest = [await context.new_page() for context in contexts]
     size = "phone" if viewport == PHONE else "desktop"
     try:
@@ -133,7 +143,8 @@ async def test_a_call_on_the_call_screen(
         await expect(host.locator("#call-with")).to_have_text("Live with Alex")
         await video_flows(guest)
         remote = await guest.locator("#remote-video").bounding_box()
-        inset = await guest.locator("#local-video").bounding_box()
+        self_view = "#self-audio-only" if audio_only else "#local-video"
+        inset = await guest.locator(self_view).bounding_box()
         assert remote and inset
         assert (remote["x"], remote["y"], remote["height"]) == (0, 0, viewport["height"])
         assert remote["width"] >= 0.7 * viewport["width"], remote  # beside the chat when wide
@@ -152,19 +163,28 @@ async def test_a_call_on_the_call_screen(
 
         # The toggles show their state here and the other side sees it.
         mute, camera = guest.locator("#mute"), guest.locator("#camera")
+        peer_media = host.locator("#peer-media")
+        if audio_only:  # no camera at all: the host sees it off, the guest sees the host
+            await expect(camera).to_be_disabled()
+            await expect(guest.locator("#camera-caption")).to_have_text("Audio only")
+            await expect(peer_media).to_have_text("Alex: camera off")
+            await expect(host.locator("#call")).to_have_attribute("data-remote-video", "off")
         await mute.click()
         await expect(mute).to_have_attribute("aria-pressed", "true")
         await expect(guest.locator("#mute-caption")).to_have_text("Muted")
-        await expect(host.locator("#peer-media")).to_have_text("Alex: muted")
-        await camera.click()
-        await expect(camera).to_have_attribute("aria-pressed", "true")
-        await expect(guest.locator("#camera-caption")).to_have_text("Camera off")
-        await expect(host.locator("#peer-media")).to_have_text("Alex: muted, camera off")
-        await expect(host.locator("#call")).to_have_attribute("data-remote-video", "off")
+        await expect(peer_media).to_have_text(re.compile(r"^Alex: muted"))
+        if not audio_only:
+            await camera.click()
+            await expect(camera).to_have_attribute("aria-pressed", "true")
+            await expect(guest.locator("#camera-caption")).to_have_text("Camera off")
+            await expect(host.locator("#call")).to_have_attribute("data-remote-video", "off")
+        await expect(peer_media).to_have_text("Alex: muted, camera off")  # both at once
+        if not audio_only:
+            await camera.click()
+            await expect(host.locator("#call")).to_have_attribute("data-remote-video", "on")
         await mute.click()
-        await camera.click()
         await expect(mute).to_have_attribute("aria-pressed", "false")
-        await expect(host.locator("#peer-media")).to_have_text("")
+        await expect(peer_media).to_have_text("Alex: camera off" if audio_only else "")
 
         # The chat goes both ways, with who sent what.
         await open_chat(guest)
