@@ -38,7 +38,7 @@ export function createChat({ root, send, otherName }) {
     const body = document.createElement("p");
     body.textContent = text;
     item.append(meta, body);
-    log.append(item);
+    $("chat-list").append(item);
     log.scrollTop = log.scrollHeight;
     $("chat-empty").classList.add("hidden");
     if (!own && !panelShown()) {
