@@ -105,6 +105,11 @@ function describe(session) {
   $("call-with").textContent = phase === "live" ? `Live with ${other}` : `Call with ${other}`;
   $("remote-initial").textContent = other.trim().charAt(0).toUpperCase();
   $("waiting").classList.toggle("hidden", phase !== "waiting");
+  // Before the call is live, hanging up cancels it (nothing is charged then).
+  const cancels = phase === "waiting";
+  $("hang-up").setAttribute("aria-label", cancels ? "Cancel the call" : "Hang up");
+  $("hang-up-caption").textContent = cancels ? "Cancel" : "Hang up";
+  if (!ended) document.title = `${phase === "live" ? `Live with ${other}` : `Call with ${other}`} · Vidivo`;
   if (phase === "waiting") describeWaiting(session);
   const text = {
     pending_payment: "Holding the first window on the card…",
@@ -363,6 +368,7 @@ async function finish(session) {
   showEnd(session, receipt, { role, ...names, linkCode: role === "guest" ? linkCode() : null });
   // The status element moved into the end screen: it is the reason, read first.
   $("end-heading").after($("call-status"));
+  document.title = `${$("end-heading").textContent} · Vidivo`;
   $("end-heading").focus({ preventScroll: true });
 }
 
