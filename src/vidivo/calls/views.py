@@ -11,6 +11,7 @@ from vidivo.calls.money_schemas import Receipt, ReceiptWindow
 from vidivo.calls.schemas import (
     Charges,
     ChargeTotals,
+    HostSessionOut,
     PaymentAuthentication,
     SessionOut,
     TermsOut,
@@ -82,6 +83,27 @@ def session_out(
         ended_at=session.ended_at,
         terms=terms_out(terms),
         as_of=now,
+    )
+
+
+def host_session_out(
+    session: CallSession,
+    billing_windows: list[BillingWindow],
+    now: datetime,
+    *,
+    link: tuple[str, str | None],
+    money: tuple[int, int],
+) -> HostSessionOut:
+    """`session_out` with what only the host's list shows: the link's code and label, and
+    what was captured and refunded (`money`, cents from the ledger)."""
+    waiting = session.state == SessionState.WAITING_FOR_HOST
+    return HostSessionOut(
+        **session_out(session, billing_windows, now).model_dump(),
+        link_code=link[0],
+        link_label=link[1],
+        charged=format_cents(money[0]),
+        refunded=format_cents(money[1]),
+        join_by=session.waiting_deadline if waiting else None,
     )
 
 
