@@ -66,10 +66,29 @@ def host_with_link(app: App) -> HostAccount:
     return HostAccount(tokens, link.json()["link"])
 
 
-async def open_dashboard(browser: Browser, app: App, host: HostAccount, size: dict) -> Page:
+# The browser's notifications, as the page made them (headless Chromium shows none).
+NOTICES = """
+window.notices = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) {
+    this.record = { title, body: options.body, closed: false };
+    window.notices.push(this.record);
+  }
+  close() { this.record.closed = true; }
+};
+"""
+
+
+async def open_dashboard(
+    browser: Browser, app: App, host: HostAccount, size: dict, script: str | None = None
+) -> Page:
     context = await browser.new_context(
         viewport=size, permissions=["camera", "microphone"], locale="en-GB", timezone_id="UTC"
     )
+    if script:
+        await context.add_init_script(script)
     page = await context.new_page()
     await page.goto(f"{app.base}/app")
     await page.evaluate(
@@ -112,8 +131,9 @@ async def test_an_incoming_call_rings_on_screen_wherever_the_host_is_then_joins(
 ):
     app = app_server
     host = host_with_link(app)
-    page = await open_dashboard(browser, app, host, size)
-    await page.locator("#dashboard-heading").click()  # a gesture: the browser lets the page ring
+    page = await open_dashboard(browser, app, host, size, NOTICES)
+    if size == DESKTOP:  # a click on the page: the browser lets it ring at once
+        await page.locator("#dashboard-heading").click()
     await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     await expect(page).to_have_title("Dashboard · Vidivo")
 
@@ -124,7 +144,17 @@ async def test_an_incoming_call_rings_on_screen_wherever_the_host_is_then_joins(
     await expect(call.locator(".incoming-left")).to_have_text(re.compile(r"^(10:00|9:\d\d) left"))
     await expect(call).to_be_in_viewport()  # scrolled to the bottom, the call is still there
     await expect(page).to_have_title("(1) Incoming call · Vidivo")
+    if size == PHONE:  # not clicked yet: the page explains why it is silent
+        await expect(page.locator("body")).to_have_attribute("data-ringing", "blocked")
+        await call.page.get_by_role("button", name="Enable ringing").click()
+        await expect(page.get_by_role("button", name="Enable ringing")).to_be_hidden()
     await expect(page.locator("body")).to_have_attribute("data-ringing", "true")
+    await expect(page.locator("#alerts-status")).to_contain_text("and as a notification")
+    await expect(page.get_by_role("button", name="Also notify me outside this tab")).to_be_hidden()
+    notices = await page.evaluate("window.notices")
+    assert notices == [
+        {"title": "Alex is calling", "body": "Office hours · $2.50 / min", "closed": False}
+    ]
     sheet = await page.locator("#incoming").bounding_box()
     assert sheet is not None
     if size == PHONE:  # a bottom sheet the width of the phone
@@ -141,6 +171,7 @@ async def test_an_incoming_call_rings_on_screen_wherever_the_host_is_then_joins(
     await expect(page.locator("body")).to_have_attribute("data-ringing", "false")
     await check.get_by_role("button", name="Join now").click()
     await page.wait_for_url(re.compile(f"/call/{session_id}$"))
+    assert await page.title() != "(1) Incoming call · Vidivo"
     await page.context.close()
 
 
@@ -151,6 +182,8 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     app = app_server
     host = host_with_link(app)
     http = httpx.AsyncClient(base_url=app.base, headers=host.headers)
+    for _ in range(17):  # older calls, for a second page of history
+        assert start_call(app, host, "pm_card_chargeDeclined").status_code == 402
     declined, _ = started_call(app, host)
     assert (await http.post(f"/v1/sessions/{declined}/decline")).is_success
     cancelled, cancelled_token = started_call(app, host)
@@ -168,7 +201,10 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
 
     page = await open_dashboard(browser, app, host, size)
     rows = page.locator("#session-rows tr")
-    await expect(rows).to_have_count(4)
+    await expect(rows).to_have_count(20)  # a page; the oldest call is on the next
+    await page.get_by_role("button", name="Show more").click()
+    await expect(rows).to_have_count(21)
+    await expect(page.get_by_role("button", name="Show more")).to_be_hidden()
     outcome = {
         declined: "You declined",
         cancelled: "Guest cancelled before you answered",
@@ -177,7 +213,7 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     for session_id, words in outcome.items():
         cell = page.locator(f'#session-rows tr[data-session-id="{session_id}"] .calls-outcome')
         await expect(cell).to_have_text(words)
-    card_row = page.locator('#session-rows tr[data-end-reason="card_declined"]')
+    card_row = page.locator('#session-rows tr[data-end-reason="card_declined"]').first
     await expect(card_row.locator(".calls-outcome")).to_have_text("Card declined at start")
     await expect(card_row).to_contain_text("Nothing charged")
     await expect(card_row).to_contain_text("Did not start")
@@ -240,5 +276,7 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     if size == DESKTOP:
         await section.get_by_role("button", name="Days").click()
         await expect(section.locator("#earnings-rows tr")).to_have_count(14)
+        await section.get_by_text("Show as a table").click()  # closed again for the picture
+        await expect(section.locator(".earnings-table")).to_be_hidden()
         await section.screenshot(path=screenshot_path("earnings", tmp_path))
     await page.context.close()

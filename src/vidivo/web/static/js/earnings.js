@@ -28,13 +28,13 @@ function labelText(label, kind, style = "short") {
 }
 
 function totalsList(totals) {
-  const item = (name, value, extra = {}) => [el("dt", {}, name), el("dd", extra, value)];
+  const item = (name, value, extra = {}) => el("div", {}, el("dt", {}, name), el("dd", extra, value));
   $("earnings-totals").replaceChildren(
-    ...item("Calls paid", String(totals.sessions)),
-    ...item("Gross", `$${totals.gross}`),
-    ...item("Platform fees", `$${totals.platform_fees}`),
-    ...item("Refunds", `$${totals.refunds}`),
-    ...item("Net to you", `$${totals.net}`, { class: "earnings-net" }),
+    item("Calls paid", String(totals.sessions)),
+    item("Gross", `$${totals.gross}`),
+    item("Platform fees", `$${totals.platform_fees}`),
+    item("Refunds", `$${totals.refunds}`),
+    item("Net to you", `$${totals.net}`, { class: "earnings-net" }),
   );
 }
 
