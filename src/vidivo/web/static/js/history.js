@@ -75,8 +75,8 @@ function amountCell(session) {
 }
 
 function linkCell(session) {
-  const cell = el("td", { "data-label": "Link" });
-  if (session.link_label) cell.append(el("span", {}, session.link_label), " ");
+  const cell = el("td", { "data-label": "Link", class: "calls-link" });
+  if (session.link_label) cell.append(el("span", {}, session.link_label));
   cell.append(el("code", {}, session.link_code));
   return cell;
 }
@@ -93,7 +93,7 @@ function actionsCell(session, row) {
   if (session.state === "ended" && left > 0) {
     actions.append(el("button", { type: "button", class: "secondary", "aria-label": `Refund the call with ${session.guest_name}`, onclick: () => openRefund(session, row) }, "Refund"));
   }
-  return el("td", { "data-label": "Actions" }, actions);
+  return el("td", { class: "calls-actions" }, actions);
 }
 
 function sessionRow(session) {
