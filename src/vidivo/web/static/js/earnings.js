@@ -9,6 +9,7 @@ const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 const PERIOD_WORDS = { day: "day", week: "week", month: "month" };
 let period = "day";
 let flash = () => {};
+let shown = null; // the last answer, drawn again when the chart's width changes
 
 function svg(tag, attributes = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -101,6 +102,7 @@ export async function loadEarnings() {
   const last = labelText(body.periods[body.periods.length - 1].label, period);
   $("earnings").textContent = `${first} – ${last}: ${formatCents(toCents(body.totals.net))} to you from ${body.totals.sessions} paid call(s).`;
   totalsList(body.totals);
+  shown = body;
   $("earnings-chart").replaceChildren(chart(body.periods));
   $("earnings-summary").textContent = summary(body);
   $("earnings-rows").replaceChildren(...tableRows(body.periods));
@@ -108,6 +110,12 @@ export async function loadEarnings() {
 
 export function initEarnings(options) {
   flash = options.flash || flash;
+  let width = 0;
+  new ResizeObserver(([entry]) => {
+    const now = Math.round(entry.contentRect.width);
+    if (shown && now && now !== width) $("earnings-chart").replaceChildren(chart(shown.periods));
+    width = now;
+  }).observe($("earnings-chart"));
   for (const button of document.querySelectorAll("#earnings-section [data-period]")) {
     button.addEventListener("click", () => {
       period = button.dataset.period;

@@ -71,7 +71,7 @@ function updateRing() {
 // ---- The title badge and the browser notification. ----
 function updateTitle() {
   const count = calls.size;
-  document.title = count ? `(${count}) Incoming call · Vidivo` : baseTitle;
+  document.title = count ? `(${count}) Incoming call${count > 1 ? "s" : ""} · Vidivo` : baseTitle;
 }
 
 function notify(sessionId, session) {
