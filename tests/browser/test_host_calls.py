@@ -224,7 +224,6 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await expect(row).to_contain_text(host.link["short_code"])
     await expect(row.locator(".calls-billed")).to_have_text("$20.00 billed")
     listed = (await http.get("/v1/sessions")).json()["sessions"]
-    await http.aclose()
     created_at = next(s["created_at"] for s in listed if s["id"] == billed)
     await expect(row.locator("time")).to_have_attribute("datetime", created_at)
     await expect(row.locator("time")).to_have_text(re.compile(r"\d{4}, \d\d:\d\d$"))
@@ -251,20 +250,38 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await expect(page.locator("#flash")).to_contain_text("Refunded $5.00 to Alex")
     row = page.locator(f'#session-rows tr[data-session-id="{billed}"]')
     await expect(row.locator(".calls-refunded")).to_have_text("$5.00 refunded")
-    await page.reload()  # the refund is the server's, not only the page's
-    await expect(row.locator(".calls-refunded")).to_have_text("$5.00 refunded")
+    # Meanwhile $5.00 more is refunded elsewhere: this page's stale $15.00 is refused in words.
+    elsewhere = await http.post(
+        f"/v1/sessions/{billed}/refunds",
+        headers={"Idempotency-Key": "elsewhere"},
+        json={"amount": "5.00"},
+    )
+    assert elsewhere.status_code == 201, elsewhere.text
+    await row.get_by_role("button", name="Refund the call with Alex").click()
+    await expect(dialog).to_contain_text("Everything left: $15.00")
+    await dialog.get_by_label("Part of it").check()
+    await dialog.get_by_label("Amount to refund ($)").fill("15")
+    await dialog.get_by_role("button", name="Refund").click()
+    await expect(dialog.locator("#refund-amount-error")).to_have_text(
+        "The amount is more than what is left to refund."
+    )
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_be_hidden()
+    await page.reload()  # the refunds are the server's, not only the page's
+    await expect(row.locator(".calls-refunded")).to_have_text("$10.00 refunded")
 
     # The earnings: today's bar holds the $20.00 billed; the totals and the table agree.
     section = page.locator("#earnings-section")
     await expect(section.locator(".chart-bar[data-gross='20.00']")).to_have_count(1)
     await expect(section.locator("svg[role=img]")).to_have_accessible_name(
-        re.compile(r"\$20\.00 in all, \$13\.50 net to you")
+        re.compile(r"\$20\.00 in all, \$9\.00 net to you")
     )
     totals = section.locator("#earnings-totals")
     await expect(totals).to_contain_text("Gross$20.00")
-    await expect(totals).to_contain_text("Refunds$5.00")
-    await expect(totals.locator(".earnings-net")).to_have_text("$13.50")
+    await expect(totals).to_contain_text("Refunds$10.00")
+    await expect(totals.locator(".earnings-net")).to_have_text("$9.00")
     await section.get_by_text("Show as a table").click()
+    await http.aclose()
     await expect(section.locator("#earnings-rows tr")).to_have_count(14)
     await expect(section.locator("#earnings-rows tr").last).to_contain_text("$20.00")
     await section.get_by_role("button", name="Months").click()

@@ -147,6 +147,11 @@ function showAmountField() {
   $("refund-amount").disabled = !partial;
 }
 
+function sentence(text) {
+  const words = String(text || "").trim();
+  return words && `${words[0].toUpperCase()}${words.slice(1)}${/[.!?]$/.test(words) ? "" : "."}`;
+}
+
 function openRefund(session, row) {
   refunding = { session, row, key: crypto.randomUUID() }; // one key per refund: a retry is the same refund
   const left = formatCents(leftToRefund(session));
@@ -174,12 +179,28 @@ async function submitRefund() {
   }
   const reason = $("refund-reason").value.trim();
   if (reason) body.reason = reason;
-  const { refund } = await api("POST", `/v1/sessions/${session.id}/refunds`, {
-    token: "host", body, headers: { "Idempotency-Key": key },
-  });
+  let refund;
+  try {
+    ({ refund } = await api("POST", `/v1/sessions/${session.id}/refunds`, {
+      token: "host", body, headers: { "Idempotency-Key": key },
+    }));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // "Everything left" has no amount field to put the answer beside: say it under the form.
+    if ($("refund-full").checked) throw new Error(sentence(error.explanation));
+    for (const detail of error.details) {
+      if (detail.field === "amount" && /^(is|must) /.test(detail.message)) detail.message = sentence(`The amount ${detail.message}`);
+    }
+    throw error;
+  }
   const updated = { ...session };
-  if (refund.state === "succeeded") updated.refunded = formatCents(toCents(session.refunded) + toCents(refund.amount)).slice(1);
-  else updated.refund_pending = `$${refund.amount}`;
+  try { // the call's refunds as the server has them (others may have been made meanwhile)
+    const { receipt } = await api("GET", `/v1/sessions/${session.id}/receipt`, { token: "host" });
+    updated.refunded = receipt.refunded;
+  } catch {
+    if (refund.state === "succeeded") updated.refunded = formatCents(toCents(session.refunded) + toCents(refund.amount)).slice(1);
+  }
+  if (refund.state !== "succeeded") updated.refund_pending = `$${refund.amount}`;
   row.replaceWith(sessionRow(updated));
   $("refund-dialog").close();
   refunding = null;
