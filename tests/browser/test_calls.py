@@ -121,6 +121,7 @@ async def test_a_paid_call_from_link_to_receipt_in_two_browsers(app_server, cont
     incoming = host.locator(f'#incoming-list [data-session-id="{session_id}"]')
     await expect(incoming).to_contain_text("Alex is calling")
     await incoming.get_by_role("button", name="Accept").click()
+    await incoming.get_by_role("button", name="Join now").click()  # after the device check
     await host.wait_for_url(re.compile(f"/call/{session_id}$"))
 
     for page in (host, guest):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,3 +83,30 @@ async def audit(db: AsyncSession) -> list[AuditFinding]:
                 findings.append(AuditFinding(session.id, f"{state} session kept money"))
     AUDIT_MISMATCHES.inc(len(findings))
     return findings
+
+
+async def charged_and_refunded(
+    db: AsyncSession, session_ids: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """Each call's captured and refunded cents, by session id, in one query."""
+    ids = set(session_ids)
+    if not ids:
+        return {}
+    rows = await db.execute(
+        select(LedgerEntry.session_id, LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
+        .where(
+            LedgerEntry.session_id.in_(ids),
+            LedgerEntry.kind.in_((LedgerKind.CAPTURE, LedgerKind.REFUND)),
+        )
+        .group_by(LedgerEntry.session_id, LedgerEntry.kind)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for session_id, kind, total in rows:
+        found.setdefault(session_id, {})[kind] = int(total or 0)
+    return {
+        session_id: (
+            found.get(session_id, {}).get(LedgerKind.CAPTURE, 0),
+            found.get(session_id, {}).get(LedgerKind.REFUND, 0),
+        )
+        for session_id in ids
+    }

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 
@@ -10,10 +11,20 @@ from vidivo.auth.models import User
 from vidivo.calls import ledger, refunds, repository, views
 from vidivo.calls import service as sessions
 from vidivo.calls.deps import LoggedCallSession
-from vidivo.calls.earnings import host_earnings
+from vidivo.calls.earnings import (
+    HostEarnings,
+    Period,
+    PeriodSpan,
+    TooManyPeriods,
+    host_earnings,
+    host_earnings_by_period,
+    period_spans,
+)
 from vidivo.calls.models import LedgerKind, RefundState, SessionState
 from vidivo.calls.money_schemas import (
     Earnings,
+    EarningsByPeriod,
+    PeriodEarnings,
     ReceiptResponse,
     RefundOut,
     RefundRequest,
@@ -22,7 +33,7 @@ from vidivo.calls.money_schemas import (
 from vidivo.core.deps import AppClock, DbSession, SessionFactory
 from vidivo.core.errors import ValidationFailed
 from vidivo.core.money import format_cents, parse_amount_to_cents
-from vidivo.core.schemas import error_responses, parse_timestamp
+from vidivo.core.schemas import TIMESTAMP_RANGE, error_responses, parse_timestamp
 from vidivo.idempotency.service import validate_key
 from vidivo.payments.deps import Payments
 
@@ -116,6 +127,18 @@ async def refund(
     )
 
 
+def _bounds(
+    start_text: str | None, end_text: str | None
+) -> tuple[datetime | None, datetime | None]:
+    bounds: dict[str, datetime | None] = {}
+    for name, text in (("from", start_text), ("to", end_text)):
+        try:
+            bounds[name] = parse_timestamp(text) if text is not None else None
+        except ValueError as exc:
+            raise ValidationFailed.field(name, str(exc)) from None
+    return bounds["from"], bounds["to"]
+
+
 @router.get(
     "/v1/earnings",
     responses=error_responses(401, 403),
@@ -128,13 +151,7 @@ async def earnings(
     start_text: Annotated[str | None, Query(alias="from", max_length=64)] = None,
     end_text: Annotated[str | None, Query(alias="to", max_length=64)] = None,
 ) -> Earnings:
-    bounds: dict[str, datetime | None] = {}
-    for name, text in (("from", start_text), ("to", end_text)):
-        try:
-            bounds[name] = parse_timestamp(text) if text is not None else None
-        except ValueError as exc:
-            raise ValidationFailed.field(name, str(exc)) from None
-    start, end = bounds["from"], bounds["to"]
+    start, end = _bounds(start_text, end_text)
     totals = await host_earnings(db, principal.user.id, start, end)
     return Earnings(
         currency="USD",
@@ -145,4 +162,78 @@ async def earnings(
         platform_fees=format_cents(totals.platform_fees_cents),
         refunds=format_cents(totals.refunds_cents),
         net=format_cents(totals.net_cents),
+    )
+
+
+def _time_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValidationFailed.field(
+            "tz", "must be a time zone name, like Europe/Paris or America/New_York"
+        ) from None
+
+
+def _period_out(span: PeriodSpan, label: str, money: HostEarnings) -> PeriodEarnings:
+    return PeriodEarnings(
+        start=span.start,
+        end=span.end,
+        label=label,
+        sessions=money.sessions,
+        gross=format_cents(money.gross_cents),
+        platform_fees=format_cents(money.platform_fees_cents),
+        refunds=format_cents(money.refunds_cents),
+        net=format_cents(money.net_cents),
+    )
+
+
+def _label(span: PeriodSpan, period: Period) -> str:
+    day = span.first_day.isoformat()
+    return day[:7] if period == Period.MONTH else day
+
+
+@router.get(
+    "/v1/earnings/periods",
+    responses=error_responses(400, 401, 403),
+    summary="The host's earnings day by day, week by week or month by month, for a chart",
+    description="Periods follow the host's time zone `tz` (default UTC): a day runs from "
+    "local midnight to local midnight, a week from Monday, a month from its 1st. They run "
+    "from the one holding `from` to the one holding the last moment before `to` (default: "
+    "now); without `from`, the last 14 days, 12 weeks or 12 months. At most 400 periods.",
+    response_model_by_alias=True,
+)
+async def earnings_by_period(
+    principal: CurrentHost,
+    db: DbSession,
+    clock: AppClock,
+    period: Annotated[Period, Query()] = Period.DAY,
+    start_text: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+    end_text: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+) -> EarningsByPeriod:
+    start, end = _bounds(start_text, end_text)
+    end = end or clock.now()
+    zone = _time_zone(tz)
+    if start is not None and start >= end:
+        raise ValidationFailed.field("to", "must be later than from")
+    try:
+        spans = period_spans(period, zone, start, end)
+    except TooManyPeriods as exc:
+        raise ValidationFailed.field("from", str(exc)) from None
+    except (OverflowError, ValueError):  # periods that would run off the calendar
+        raise ValidationFailed.field("from", TIMESTAMP_RANGE) from None
+    whole = PeriodSpan(spans[0].first_day, spans[0].start, spans[-1].end)
+    totals = await host_earnings(db, principal.user.id, whole.start, whole.end)
+    each = await host_earnings_by_period(db, principal.user.id, spans)
+    return EarningsByPeriod(
+        currency="USD",
+        period=period,
+        time_zone=tz,
+        start=whole.start,
+        end=whole.end,
+        totals=_period_out(whole, _label(whole, period), totals),
+        periods=[
+            _period_out(span, _label(span, period), money)
+            for span, money in zip(spans, each, strict=True)
+        ],
     )

@@ -73,3 +73,27 @@ class Earnings(BaseModel):
     platform_fees: str
     refunds: str
     net: str
+
+
+class PeriodEarnings(BaseModel):
+    start: Timestamp = Field(description="When the period begins (local midnight, in UTC).")
+    end: Timestamp = Field(description="When it ends (exclusive): the next period's start.")
+    label: str = Field(
+        description="The local date it begins on: `2026-03-15` (day), the Monday "
+        "`2026-03-09` (week), `2026-03` (month)."
+    )
+    sessions: int
+    gross: str
+    platform_fees: str
+    refunds: str
+    net: str
+
+
+class EarningsByPeriod(BaseModel):
+    currency: str
+    period: str
+    time_zone: str
+    start: Timestamp = Field(serialization_alias="from")
+    end: Timestamp = Field(serialization_alias="to")
+    totals: PeriodEarnings
+    periods: list[PeriodEarnings]

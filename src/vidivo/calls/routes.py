@@ -6,7 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from vidivo.auth.deps import Caller, CurrentHost, Outbox
 from vidivo.auth.service import GuestPrincipal
-from vidivo.calls import repository, service, views
+from vidivo.calls import ledger, repository, service, views
 from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.schemas import (
@@ -22,6 +22,7 @@ from vidivo.core.deps import AppClock, Cursors, DbSession
 from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
+from vidivo.links import service as links
 from vidivo.links.deps import KnownShortCode
 
 router = APIRouter(tags=["sessions"], dependencies=[LoggedCallSession])
@@ -92,9 +93,16 @@ async def list_sessions(
         db, cursors, principal, limit=limit, cursor=cursor, state=state, link_id=link_id
     )
     billing_windows = await repository.windows_by_session(db, (s.id for s in rows))
+    link_names = await links.names_of(db, (s.link_id for s in rows))
+    money = await ledger.charged_and_refunded(db, (s.id for s in rows))
     now = clock.now()
     return SessionList(
-        sessions=[views.session_out(s, billing_windows[s.id], now) for s in rows],
+        sessions=[
+            views.host_session_out(
+                s, billing_windows[s.id], now, link=link_names[s.link_id], money=money[s.id]
+            )
+            for s in rows
+        ],
         pagination=Pagination(cursor=next_cursor, has_more=has_more, limit=limit),
     )
 

@@ -115,8 +115,17 @@ class GuestPaymentResponse(BaseModel):
     )
 
 
+class HostSessionOut(SessionOut):
+    """A call as its host's list shows it: which link, and the money it moved."""
+
+    link_code: str = Field(description="The short code of the link the guest called through.")
+    link_label: str | None = Field(description="The link's label (only its host sees it).")
+    charged: str = Field(description="Captured from the guest's card.")
+    refunded: str = Field(description="Refunded to the guest so far.")
+
+
 class SessionList(BaseModel):
-    sessions: list[SessionOut]
+    sessions: list[HostSessionOut]
     pagination: Pagination
 
 

@@ -11,6 +11,7 @@ from vidivo.calls.money_schemas import Receipt, ReceiptWindow
 from vidivo.calls.schemas import (
     Charges,
     ChargeTotals,
+    HostSessionOut,
     PaymentAuthentication,
     SessionOut,
     TermsOut,
@@ -98,6 +99,25 @@ def _next_hold(
         return None
     minutes = terms.next_window_minutes(covered_minutes=coverage_minutes(session, billing_windows))
     return format_cents(terms.cents_for(minutes)) if minutes else None
+
+
+def host_session_out(
+    session: CallSession,
+    billing_windows: list[BillingWindow],
+    now: datetime,
+    *,
+    link: tuple[str, str | None],
+    money: tuple[int, int],
+) -> HostSessionOut:
+    """`session_out` with what only the host's list shows: the link's code and label, and
+    what was captured and refunded (`money`, cents from the ledger)."""
+    return HostSessionOut(
+        **session_out(session, billing_windows, now).model_dump(),
+        link_code=link[0],
+        link_label=link[1],
+        charged=format_cents(money[0]),
+        refunded=format_cents(money[1]),
+    )
 
 
 def authentication_out(pending: PendingAuthentication | None) -> PaymentAuthentication | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -320,3 +321,12 @@ async def deactivate_all_links(db: AsyncSession, clock: Clock, host_id: str) -> 
         .values(is_active=False, deleted_at=clock.now())
         .execution_options(synchronize_session=False)
     )
+
+
+async def names_of(db: AsyncSession, link_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """Each link's short code and label, by id, in one query (a host's call history)."""
+    ids = set(link_ids)
+    if not ids:
+        return {}
+    rows = await db.execute(select(Link.id, Link.short_code, Link.label).where(Link.id.in_(ids)))
+    return {row.id: (row.short_code, row.label) for row in rows}

@@ -4,6 +4,9 @@ import {
   socketUrl,
 } from "./api.js";
 import { showAccount } from "./account.js";
+import { initEarnings, loadEarnings } from "./earnings.js";
+import { initHistory, loadHistory } from "./history.js";
+import { dropIncoming, initIncoming, showIncoming, showWaitingCalls } from "./incoming.js";
 
 const $ = (id) => document.getElementById(id);
 let linkCursor = null;
@@ -124,40 +127,6 @@ async function loadLinks(more = false) {
 $("more-links").addEventListener("click", () => loadLinks(true));
 $("show-inactive-links").addEventListener("change", () => loadLinks().catch((error) => flash(explain(error), "warning")));
 
-async function loadSessions() {
-  const { sessions } = await api("GET", "/v1/sessions?limit=20", { token: "host" });
-  $("session-rows").replaceChildren(...sessions.map((s) => {
-    const actions = el("div", { class: "row" });
-    if (["live", "paused", "waiting_for_host"].includes(s.state) && s.state !== "waiting_for_host") {
-      actions.append(el("a", { class: "button", href: `/call/${s.id}` }, "Rejoin"));
-    }
-    if (s.went_live_at) {
-      actions.append(el("button", { type: "button", class: "secondary", onclick: () => showReceipt(s.id) }, "Receipt"));
-    }
-    return el("tr", {}, el("td", {}, s.guest_name), el("td", {}, s.state.replaceAll("_", " ")),
-      el("td", {}, `$${s.billed}`), el("td", {}, actions));
-  }));
-}
-
-async function showReceipt(sessionId) {
-  const { receipt } = await api("GET", `/v1/sessions/${sessionId}/receipt`, { token: "host" });
-  const view = $("receipt-view");
-  view.replaceChildren(
-    el("h3", {}, `Receipt: ${receipt.guest_name}`),
-    el("p", {}, `${receipt.billed_minutes} minute(s) at $${receipt.rate_per_minute}: $${receipt.total_charged} charged` +
-      (receipt.refunded !== "0.00" ? `, $${receipt.refunded} refunded` : "") + "."),
-    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Window"), el("th", {}, "Held"), el("th", {}, "Charged"), el("th", {}, "Released"))),
-      el("tbody", {}, ...receipt.windows.map((w) => el("tr", {}, el("td", {}, String(w.number)), el("td", {}, `$${w.held}`), el("td", {}, `$${w.captured}`), el("td", {}, `$${w.released}`))))));
-  view.classList.remove("hidden");
-  view.scrollIntoView({ block: "nearest" });
-}
-
-async function loadEarnings() {
-  const earnings = await api("GET", "/v1/earnings", { token: "host" });
-  $("earnings").textContent = `${earnings.sessions} paid call(s): $${earnings.gross} gross, ` +
-    `$${earnings.platform_fees} platform fees, $${earnings.refunds} refunded, $${earnings.net} to you.`;
-}
-
 async function loadPayouts() {
   const status = await api("GET", "/v1/host/payouts", { token: "host" });
   const ready = status.charges_enabled && status.payouts_enabled;
@@ -170,33 +139,10 @@ async function loadPayouts() {
   $("start-onboarding").classList.toggle("hidden", ready);
 }
 
-// The card goes as soon as the call stops waiting (answered here, cancelled, expired).
-function dropIncoming(sessionId) {
-  const item = document.querySelector(`#incoming-list [data-session-id="${sessionId}"]`);
-  if (item) item.remove();
-  if (!$("incoming-list").children.length) $("incoming").classList.add("hidden");
-}
-
-function incomingCall(sessionId) {
-  $("incoming").classList.remove("hidden");
-  const item = el("li", { "data-session-id": sessionId });
-  const accept = el("button", { type: "button" }, "Accept");
-  const decline = el("button", { type: "button", class: "danger" }, "Decline");
-  accept.addEventListener("click", async () => {
-    try { await api("POST", `/v1/sessions/${sessionId}/accept`, { token: "host" }); location.assign(`/call/${sessionId}`); } catch (error) { flash(explain(error), "warning"); item.remove(); }
-  });
-  decline.addEventListener("click", async () => {
-    try { await api("POST", `/v1/sessions/${sessionId}/decline`, { token: "host" }); } catch (error) { flash(explain(error), "warning"); }
-    dropIncoming(sessionId);
-    await loadSessions();
-  });
-  api("GET", `/v1/sessions/${sessionId}`, { token: "host" }).then(({ session }) => {
-    item.prepend(el("p", {}, `${session.guest_name} is calling ($${session.rate_per_minute} / min).`));
-  }).catch(() => item.prepend(el("p", {}, "A guest is calling.")));
-  item.append(el("div", { class: "row" }, accept, decline));
-  $("incoming-list").append(item);
-  loadSessions();
-}
+const loadSessions = () => loadHistory();
+initIncoming({ flash, onCallsChanged: () => loadSessions().catch(() => {}) });
+initHistory({ flash, onMoneyChanged: () => loadEarnings().catch(() => {}) });
+initEarnings({ flash });
 
 async function listen() {
   if (events && events.readyState <= WebSocket.OPEN) return;
@@ -207,7 +153,7 @@ async function listen() {
   events.onopen = () => { document.body.dataset.listening = "true"; };
   events.onmessage = (message) => {
     const event = JSON.parse(message.data);
-    if (event.type === "incoming_call") incomingCall(event.session_id);
+    if (event.type === "incoming_call") { showIncoming(event.session_id); loadSessions().catch(() => {}); }
     if (event.type === "incoming_call_gone") { dropIncoming(event.session_id); loadSessions().catch(() => {}); }
   };
   events.onclose = (close) => {
@@ -257,11 +203,9 @@ async function show() {
   if (token && !me.email_verified) $("verify-token").value = token;
   await Promise.all([loadPayouts(), loadLinks(), loadSessions(), loadEarnings()].map((p) => p.catch((error) => flash(explain(error), "warning"))));
   await listen();
-  // Calls that started while the dashboard was closed still wait for an answer.
-  const { sessions } = await api("GET", "/v1/sessions?state=waiting_for_host", { token: "host" });
-  for (const s of sessions) if (!document.querySelector(`#incoming-list [data-session-id="${s.id}"]`)) incomingCall(s.id);
-  // The "a guest is waiting" email links here: bring the waiting call into view.
-  if (location.hash === "#incoming" && sessions.length) $("incoming").scrollIntoView();
+  // Calls that started while the dashboard was closed still wait for an answer (the sheet
+  // stays on screen: the "a guest is waiting" email's #incoming needs no scrolling).
+  await showWaitingCalls();
 }
 
 show();

@@ -1,0 +1,128 @@
+// Earnings by day, week or month (GET /v1/earnings/periods): the totals, a bar chart drawn
+// as inline SVG (with a text summary and a table for those who do not see it), in the host's
+// own time zone.
+import { api, el, explain, formatCents, toCents } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const PERIOD_WORDS = { day: "day", week: "week", month: "month" };
+let period = "day";
+let flash = () => {};
+let shown = null; // the last answer, drawn again when the chart's width changes
+
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// Labels come as local dates ("2026-03-15", the Monday of a week, "2026-03"): shown as written
+// in the host's language, read as UTC so no time zone moves them a day.
+function labelText(label, kind, style = "short") {
+  const [year, month, day = "1"] = label.split("-").map(Number);
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (kind === "month") return date.toLocaleDateString(undefined, { month: style, year: "numeric", timeZone: "UTC" });
+  const text = date.toLocaleDateString(undefined, { day: "numeric", month: style, timeZone: "UTC" });
+  return kind === "week" ? `Week of ${text}` : text;
+}
+
+function totalsList(totals) {
+  const item = (name, value, extra = {}) => el("div", {}, el("dt", {}, name), el("dd", extra, value));
+  $("earnings-totals").replaceChildren(
+    item("Calls paid", String(totals.sessions)),
+    item("Gross", `$${totals.gross}`),
+    item("Platform fees", `$${totals.platform_fees}`),
+    item("Refunds", `$${totals.refunds}`),
+    item("Net to you", `$${totals.net}`, { class: "earnings-net" }),
+  );
+}
+
+// One bar per period, its height the gross billed; the net shown as the inner, darker part.
+function chart(periods) {
+  const width = Math.max(280, Math.round($("earnings-chart").clientWidth || 640)); // 1 unit = 1 px
+  const height = 220;
+  const top = 20;
+  const bottom = 28;
+  const plot = height - top - bottom;
+  const most = Math.max(...periods.map((p) => toCents(p.gross)), 0);
+  const slot = width / Math.max(periods.length, 1);
+  const barWidth = Math.max(2, slot * 0.7);
+  const every = Math.ceil(periods.length / 7); // at most 7 axis labels
+  const figure = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "earnings-summary",
+    class: "earnings-chart", width, height,
+  });
+  figure.append(svg("line", { x1: 0, x2: width, y1: top + plot, y2: top + plot, class: "chart-axis" }));
+  periods.forEach((p, index) => {
+    const gross = toCents(p.gross);
+    const net = Math.max(0, toCents(p.net));
+    const x = index * slot + (slot - barWidth) / 2;
+    const barHeight = most ? (gross / most) * plot : 0;
+    const netHeight = most ? (Math.min(net, gross) / most) * plot : 0;
+    const bar = svg("g", { class: "chart-bar", "data-label": p.label, "data-gross": p.gross },
+      svg("title", {}, `${labelText(p.label, period, "long")}: $${p.gross} billed, $${p.net} net`),
+      svg("rect", { x, y: top + plot - barHeight, width: barWidth, height: barHeight, class: "chart-gross" }),
+      svg("rect", { x, y: top + plot - netHeight, width: barWidth, height: netHeight, class: "chart-net" }));
+    figure.append(bar);
+    if (gross) {
+      figure.append(svg("text", { x: x + barWidth / 2, y: top + plot - barHeight - 4, class: "chart-value", "text-anchor": "middle" }, `$${p.gross}`));
+    }
+    if (index % every === 0) {
+      figure.append(svg("text", { x: x + barWidth / 2, y: height - 8, class: "chart-label", "text-anchor": "middle" }, labelText(p.label, period)));
+    }
+  });
+  return figure;
+}
+
+function summary(body) {
+  const periods = body.periods;
+  const first = labelText(periods[0].label, period);
+  const last = labelText(periods[periods.length - 1].label, period);
+  const best = periods.reduce((a, b) => (toCents(b.gross) > toCents(a.gross) ? b : a), periods[0]);
+  const word = PERIOD_WORDS[period];
+  let text = `Billed by ${word}, ${first} to ${last}: $${body.totals.gross} in all, $${body.totals.net} net to you.`;
+  if (toCents(best.gross)) text += ` Best ${word}: ${labelText(best.label, period)}, $${best.gross}.`;
+  else text += " Nothing was billed in this time.";
+  return text;
+}
+
+function tableRows(periods) {
+  return periods.map((p) => el("tr", {},
+    el("th", { scope: "row" }, labelText(p.label, period)),
+    el("td", {}, String(p.sessions)), el("td", {}, `$${p.gross}`), el("td", {}, `$${p.platform_fees}`),
+    el("td", {}, `$${p.refunds}`), el("td", {}, `$${p.net}`)));
+}
+
+export async function loadEarnings() {
+  const query = new URLSearchParams({ period, tz: TIME_ZONE });
+  const body = await api("GET", `/v1/earnings/periods?${query}`, { token: "host" });
+  const first = labelText(body.periods[0].label, period);
+  const last = labelText(body.periods[body.periods.length - 1].label, period);
+  $("earnings").textContent = `${first} – ${last}: ${formatCents(toCents(body.totals.net))} to you from ${body.totals.sessions} paid call(s).`;
+  totalsList(body.totals);
+  shown = body;
+  $("earnings-chart").replaceChildren(chart(body.periods));
+  $("earnings-summary").textContent = summary(body);
+  $("earnings-rows").replaceChildren(...tableRows(body.periods));
+}
+
+export function initEarnings(options) {
+  flash = options.flash || flash;
+  let width = 0;
+  new ResizeObserver(([entry]) => {
+    const now = Math.round(entry.contentRect.width);
+    if (shown && now && now !== width) $("earnings-chart").replaceChildren(chart(shown.periods));
+    width = now;
+  }).observe($("earnings-chart"));
+  for (const button of document.querySelectorAll("#earnings-section [data-period]")) {
+    button.addEventListener("click", () => {
+      period = button.dataset.period;
+      for (const other of document.querySelectorAll("#earnings-section [data-period]")) {
+        other.setAttribute("aria-pressed", String(other === button));
+      }
+      loadEarnings().catch((error) => flash(explain(error), "warning"));
+    });
+  }
+}
