@@ -88,7 +88,7 @@ function qrButton(link, row) {
 // A deactivated link stays listed, marked, with nothing left to do to it.
 function linkActions(link, row) {
   if (!link.is_active) return el("span", { class: "badge" }, "Inactive");
-  const remove = el("button", { type: "button", class: "danger small", "aria-label": `Deactivate link ${link.short_code}` }, "Deactivate");
+  const remove = el("button", { type: "button", class: "ghost danger small", "aria-label": `Deactivate link ${link.short_code}` }, "Deactivate");
   remove.addEventListener("click", async () => {
     if (!confirm(`Deactivate ${link.url}? Guests can no longer open it.`)) return;
     try {
@@ -118,9 +118,10 @@ function usesText(link) {
 
 export function linkRow(link) {
   const row = el("tr", { "data-link-id": link.id, "data-active": String(link.is_active) },
-    el("td", { "data-label": "Link" }, el("a", { href: link.url }, link.url),
+    el("td", { "data-label": "Link" }, el("a", { href: link.url, class: "link-address" }, link.url.replace(/^https?:\/\//, "")),
       link.label ? el("div", { class: "muted" }, link.label) : "", linkMeta(link)),
-    el("td", { "data-label": "Rate" }, `$${link.rate_per_minute} / min, ${link.window_size_minutes}-min windows`),
+    el("td", { "data-label": "Rate" }, `$${link.rate_per_minute} / min`,
+      el("div", { class: "muted" }, `${link.window_size_minutes}-min windows`)),
     el("td", { "data-label": "Uses", "data-uses": "" }, usesText(link)));
   row.append(el("td", { "data-label": "" }, linkActions(link, row)));
   return row;
