@@ -16,6 +16,21 @@ function isoFromLocal(value) {
   return value ? new Date(value).toISOString() : null;
 }
 
+// The API's words for a date that does not fit, as the host would say them.
+const DATE_WORDS = {
+  "must be in the future": "Choose a time in the future.",
+  "must be after scheduled_start": "Choose a closing time after the opening time.",
+  "must be before expires_at": "Choose an opening time before the link expires.",
+};
+
+function inPlainWords(error) {
+  for (const detail of error.details || []) {
+    if (DATE_WORDS[detail.message]) detail.message = DATE_WORDS[detail.message];
+  }
+  if (error.code === "validation_error" && (error.details || []).length) error.message = "Check the fields marked above.";
+  return error;
+}
+
 function when(timestamp) {
   return new Date(timestamp).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
@@ -177,7 +192,7 @@ export function initLinks({ flash, onCreated }) {
       }));
     } catch (error) {
       openOptionsIfNeeded((error.details || []).map((detail) => String(detail.field || "")));
-      throw error;
+      throw inPlainWords(error);
     }
     $("link-rows").prepend(linkRow(link));
     showEmpty();
