@@ -69,6 +69,11 @@ async def test_the_onboarding_page_of_an_unknown_account_is_404(client):
     assert (await client.post("/payouts/simulated-onboarding/acct_sim_nope")).status_code == 404
 
 
-async def test_stripe_return_and_refresh_pages_explain_what_happened(client):
-    assert "finished" in (await client.get("/payouts/onboarding/return")).text
-    assert "expired" in (await client.get("/payouts/onboarding/refresh")).text
+async def test_stripe_return_and_refresh_pages_lead_back_to_the_dashboard(client):
+    # The dashboard says what happened (finished; the setup link expired) and what is next.
+    done = await client.get("/payouts/onboarding/return")
+    assert done.status_code == 303 and done.headers["location"].endswith("/app?payouts=done")
+    expired = await client.get("/payouts/onboarding/refresh")
+    assert expired.status_code == 303 and expired.headers["location"].endswith(
+        "/app?payouts=expired"
+    )

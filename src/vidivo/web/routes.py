@@ -5,10 +5,13 @@ that talk to the same JSON API as any other client."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
+import segno
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from vidivo.auth import availability
@@ -25,6 +28,7 @@ from vidivo.payments.deps import Payments
 from vidivo.payments.provider import HoldStatus, InvalidPaymentRequest, PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts import service as payouts
+from vidivo.web.icon import ICON_SIZE, icon_png
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -33,7 +37,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def _message(request: Request, status: int, heading: str, text: str) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, "message.html", {"heading": heading, "text": text}, status_code=status
+        request,
+        "message.html",
+        {"heading": heading, "text": text, "brand_link": False},
+        status_code=status,
     )
 
 
@@ -57,6 +64,62 @@ async def home() -> RedirectResponse:
 async def favicon() -> RedirectResponse:
     # Browsers ask for it whatever the pages link; the pages link the SVG.
     return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
+@router.get("/icon.png")
+async def icon() -> Response:
+    # The bitmap icon for link previews and home screens (most previewers ignore SVG).
+    return Response(
+        icon_png(), media_type="image/png", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+@router.get("/app/links/{short_code}/qr.svg")
+async def link_qr_code(
+    request: Request,
+    short_code: str,
+    db: DbSession,
+    clock: AppClock,
+    settings: AppSettings,
+    lookups: LinkLookups,
+) -> Response:
+    """A QR code of a link's public address. It says nothing the address does not, so anyone
+    may fetch it; unknown codes are 404 and counted like every other lookup of a code."""
+
+    async def find() -> str:
+        # An expired or used-up link still has an address: its page explains what happened.
+        with contextlib.suppress(links.LinkExpired, links.LinkExhausted):
+            await links.get_usable_for_view(db, clock, short_code)
+        return short_code.lower()
+
+    code = await lookups.lookup(client_address(request.scope), find)
+    qr = segno.make(f"{settings.public_base_url}/c/{code}", error="m")
+    svg = io.BytesIO()
+    qr.save(svg, kind="svg", scale=4, border=2, dark="#000", light="#fff", xmldecl=False)
+    return Response(
+        svg.getvalue(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+def _guest_page_meta(
+    settings_base: str, code: str, host: str, rate: str, bio: str | None
+) -> dict[str, str]:
+    """What a link preview shows: who the call is with and what it costs a minute."""
+    description = (
+        f"A paid video call with {host} on Vidivo: ${rate} per minute. You pay only the "
+        "minutes you use; the rest of each card hold is released."
+    )
+    if bio:
+        description = f"{bio.strip()[:140]} — ${rate} per minute, pay only the minutes you use."
+    return {
+        "title": f"Video call with {host} · ${rate}/min",
+        "description": description,
+        "url": f"{settings_base}/c/{code}",
+        "image": f"{settings_base}/icon.png",
+        "image_size": str(ICON_SIZE),
+    }
 
 
 @router.get("/app", response_class=HTMLResponse)
@@ -150,6 +213,14 @@ async def guest_page(
             "join_minutes": -(-settings.host_join_timeout_seconds // 60),
             "payments": settings.payments.value,
             "publishable_key": settings.stripe_publishable_key,
+            "brand_link": False,
+            "page_meta": _guest_page_meta(
+                settings.public_base_url,
+                link.short_code,
+                host.display_name,
+                format_cents(link.rate_cents),
+                host.bio,
+            ),
         },
     )
 
@@ -162,6 +233,7 @@ async def call_view(request: Request, session_id: str, settings: AppSettings) ->
         "call.html",
         {
             "session_id": session_id,
+            "brand_link": False,
             "payments": settings.payments.value,
             "publishable_key": settings.stripe_publishable_key,
         },
@@ -227,6 +299,7 @@ async def simulated_challenge(
             "amount": format_cents(hold.amount_cents),
             "waiting": hold.status == HoldStatus.REQUIRES_ACTION,
             "return_to": _local_path(return_to),
+            "brand_link": False,
         },
     )
 
@@ -245,27 +318,13 @@ async def answer_simulated_challenge(
     return RedirectResponse(_local_path(return_to), status_code=303)
 
 
-@router.get("/payouts/onboarding/return", response_class=HTMLResponse)
-async def onboarding_return(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        "message.html",
-        {
-            "heading": "Payout setup finished",
-            "text": "Thank you. Go back to Vidivo: once your account is confirmed you can "
-            "create call links.",
-        },
-    )
+@router.get("/payouts/onboarding/return")
+async def onboarding_return() -> RedirectResponse:
+    # Back to the dashboard, which says setup finished and shows where the account stands.
+    return RedirectResponse("/app?payouts=done", status_code=303)
 
 
-@router.get("/payouts/onboarding/refresh", response_class=HTMLResponse)
-async def onboarding_refresh(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        "message.html",
-        {
-            "heading": "This setup link has expired",
-            "text": "Setup links work once and for a few minutes. Go back to Vidivo and "
-            "start payout setup again.",
-        },
-    )
+@router.get("/payouts/onboarding/refresh")
+async def onboarding_refresh() -> RedirectResponse:
+    # Stripe's setup links work once and for minutes: the dashboard offers a new one.
+    return RedirectResponse("/app?payouts=expired", status_code=303)
