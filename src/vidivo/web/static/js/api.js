@@ -77,7 +77,16 @@ async function send(method, path, token, body, headers) {
   return { response, data };
 }
 
-async function refreshHost() {
+// One refresh at a time: a refresh token is single-use (reuse ends the sign-in), so requests
+// that hit 401 together must share one refresh rather than race with the same token.
+let refreshing = null;
+
+function refreshHost() {
+  if (!refreshing) refreshing = refreshOnce().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function refreshOnce() {
   const tokens = hostTokens();
   if (!tokens || !tokens.refresh_token) return null;
   const { response, data } = await send("POST", "/v1/auth/refresh", null, {
