@@ -142,6 +142,7 @@ async def guest_page(
             "host_name": host.display_name,
             "host_bio": host.bio,
             "rate": format_cents(link.rate_cents),
+            "rate_cents": link.rate_cents,
             "window": link.window_size_minutes,
             "hold": format_cents(first_hold),
             "hold_cents": first_hold,
