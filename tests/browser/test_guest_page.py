@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from httpx_ws import aconnect_ws
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, App, screenshot_path
@@ -215,3 +217,81 @@ async def test_a_blocked_camera_is_explained_with_the_way_forward(
         await expect(guest.get_by_role("button", name="Start call")).to_be_enabled()
     finally:
         await context.close()
+
+
+async def a_paid_call_ends(app: App) -> tuple[str, str]:
+    """A call made over the API and the signaling sockets (this test is about the receipt):
+    7½ minutes at $2.50, so $20.00. Returns the receipt address and the guest's token."""
+    url = host_with_link(app)
+    short_code = url.rsplit("/", 1)[1]
+    async with httpx.AsyncClient(base_url=app.base) as http:
+        account = {"email": "sca@example.com", "password": "correct horse battery"}
+        token = (await http.post("/v1/auth/token", json=account)).json()["access_token"]
+        host = {"Authorization": f"Bearer {token}"}
+        started = await http.post(
+            f"/v1/links/{short_code}/sessions",
+            json={
+                "guest_name": "Alex",
+                "guest_email": "alex@example.com",
+                "payment_method_id": "pm_card_visa",
+            },
+        )
+        assert started.status_code == 201, started.text
+        session_id, guest_token = started.json()["session"]["id"], started.json()["guest_token"]
+        guest = {"Authorization": f"Bearer {guest_token}"}
+        accepted = await http.post(f"/v1/sessions/{session_id}/accept", headers=host)
+        assert accepted.status_code == 200, accepted.text
+        signal = f"/v1/sessions/{session_id}/signal?token="
+        socket_base = app.base.replace("http://", "ws://")
+        async with (
+            aconnect_ws(f"{socket_base}{signal}{token}", http) as host_ws,
+            aconnect_ws(f"{socket_base}{signal}{guest_token}", http) as guest_ws,
+        ):
+            for ws in (host_ws, guest_ws):
+                assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+            state = (await http.get(f"/v1/sessions/{session_id}", headers=guest)).json()
+            assert state["session"]["state"] == "live", state
+            app.advance(450)
+            ended = await http.post(f"/v1/sessions/{session_id}/end", headers=guest)
+            assert ended.status_code == 200, ended.text
+        receipt = await http.get(f"/v1/sessions/{session_id}/receipt", headers=guest)
+        return str(receipt.json()["receipt"]["receipt_url"]), guest_token
+
+
+async def test_the_receipt_opens_in_a_fresh_browser_at_both_sizes(
+    app_server: App, browser: Browser, tmp_path
+):
+    receipt_url, _ = await a_paid_call_ends(app_server)
+    for size in ("phone", "desktop"):
+        # A new profile: no token, no storage, as on another device.
+        context = await browser.new_context(viewport=SIZES[size])
+        page = await context.new_page()
+        try:
+            await page.goto(receipt_url)
+            await expect(
+                page.get_by_role("heading", name="Video call with Dr. Rivera")
+            ).to_be_visible()
+            await expect(page.locator("#receipt-card")).to_have_text("Visa ending in 4242")
+            await expect(page.locator("#receipt-total")).to_have_text("$20.00")
+            await expect(page.locator("#receipt-paid")).to_have_text("$20.00")
+            await expect(page.locator("#receipt-windows tbody tr")).to_have_count(2)
+            await expect(page.locator("#receipt-length")).to_contain_text("8 minutes billed")
+            # The date in the reader's own words (not the ISO timestamp) with the year.
+            await expect(page.locator("#receipt-date")).to_contain_text("2026")
+            assert "T" not in (await page.locator("#receipt-date").inner_text())
+            width = await page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= SIZES[size]["width"], f"the receipt is wider than the {size}"
+            if size == "phone":
+                await page.screenshot(path=screenshot_path("receipt", tmp_path), full_page=True)
+            await page.reload()
+            await expect(page.locator("#receipt-paid")).to_have_text("$20.00")
+
+            tampered = receipt_url[:-2] + ("AA" if not receipt_url.endswith("AA") else "BB")
+            answer = await page.goto(tampered)
+            assert answer is not None and answer.status == 404
+            await expect(
+                page.get_by_role("heading", name="This receipt link does not work")
+            ).to_be_visible()
+            await expect(page.locator("body")).not_to_contain_text("Dr. Rivera")
+        finally:
+            await context.close()
