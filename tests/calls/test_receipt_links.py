@@ -120,3 +120,22 @@ async def test_a_call_that_never_started_says_nothing_was_charged(calls):  # noq
     assert page.status_code == 200
     assert "The call did not start, so nothing was charged" in page.text
     assert 'id="receipt-paid">$0.00<' in page.text
+
+
+async def test_the_receipt_names_the_card_given_during_the_call(calls):  # noqa: F811
+    call = await calls.started(card="pm_card_visa")
+    before = await calls.client.get(
+        f"/v1/sessions/{call.session_id}/receipt", headers=call.guest_headers
+    )
+    assert (before.json()["receipt"]["card_brand"], before.json()["receipt"]["card_last4"]) == (
+        "visa",
+        "4242",
+    )
+    changed = await calls.client.post(
+        f"/v1/sessions/{call.session_id}/payment-method",
+        headers=call.guest_headers,
+        json={"payment_method_id": "pm_card_mastercard"},
+    )
+    assert changed.status_code == 200, changed.text
+    page = await calls.client.get(local(await receipt_url(calls, call, call.guest_headers)))
+    assert 'id="receipt-card">Mastercard ending in 4444<' in page.text
