@@ -172,6 +172,15 @@ async def test_the_guest_checks_devices_then_gets_each_problem_in_words(
         await context.close()
 
 
+def host_sessions(app: App) -> list[dict[str, object]]:
+    account = {"email": "sca@example.com", "password": "correct horse battery"}
+    with httpx.Client(base_url=app.base) as http:
+        token = http.post("/v1/auth/token", json=account).json()["access_token"]
+        answer = http.get("/v1/sessions", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["sessions"])
+
+
 @pytest.fixture(scope="module")
 async def browser_that_asks() -> AsyncIterator[Browser]:
     """Chromium without the flag that accepts every camera prompt: a site not granted the
@@ -195,6 +204,17 @@ async def test_a_blocked_camera_is_explained_with_the_way_forward(
     guest = await context.new_page()
     try:
         await guest.goto(url)
+        # Straight to the card, skipping the check: the devices are tried first, and the
+        # guest learns about the camera before anything is held.
+        await guest.get_by_label("Your name").fill("Alex")
+        await guest.get_by_label("Email (for your receipt)").fill("alex@example.com")
+        await guest.get_by_role("button", name="Start call").click()
+        await expect(guest.locator("#start-error")).to_have_text(
+            "Your camera or microphone did not open, so nothing was held. "
+            "See step 1 above for what to do."
+        )
+        assert "/c/" in guest.url
+        assert host_sessions(app_server) == []  # no call, so no hold
         await guest.get_by_role("button", name="Test camera and microphone").click()
         await expect(guest.locator(".device-check")).to_have_attribute("data-state", "failed")
         await expect(guest.locator(".device-check")).to_have_attribute(

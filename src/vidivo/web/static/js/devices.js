@@ -92,8 +92,9 @@ function linkStyles() {
  * Build the device check into `container`: a live preview of the camera, the camera,
  * microphone and (where the browser can choose one) speaker, a microphone level meter and an
  * "Audio only" switch. Every change is saved with saveChoice(), so the call opens exactly what
- * was checked. `onChange(choice)` hears each change. Returns `{ stop() }`, which releases the
- * camera and microphone (call it before leaving, or when a dialog closes).
+ * was checked. `onChange(choice)` hears each change. Returns `{ stop(), verify() }`:
+ * `stop()` releases the camera and microphone (call it before leaving, or when a dialog
+ * closes); `verify()` opens the chosen devices if the check has not, true when they work.
  */
 export function mountDeviceCheck(container, { onChange } = {}) {
   mounted += 1;
@@ -105,7 +106,6 @@ export function mountDeviceCheck(container, { onChange } = {}) {
   let stream = null;
   let audioContext = null;
   let meterTimer = null;
-  let stopped = false;
   let opening = 0;
 
   const root = element("div", { class: "device-check", "data-state": "idle" });
@@ -242,7 +242,7 @@ export function mountDeviceCheck(container, { onChange } = {}) {
     status.textContent = "Opening your camera and microphone…";
     try {
       const opened = await openMedia(choice);
-      if (stopped || attempt !== opening) { for (const t of opened.getTracks()) t.stop(); return; }
+      if (attempt !== opening) { for (const t of opened.getTracks()) t.stop(); return; }
       stream = opened;
     } catch (error) {
       if (attempt !== opening) return;
@@ -282,9 +282,13 @@ export function mountDeviceCheck(container, { onChange } = {}) {
   showPreviewState();
 
   return {
+    /** Open the chosen devices if they are not open yet: true when they work. */
+    async verify() {
+      if (root.dataset.state !== "ready") await open();
+      return root.dataset.state === "ready";
+    },
     stop() {
-      stopped = true;
-      opening += 1;
+      opening += 1;  // an opening still under way releases what it gets
       release();
       root.dataset.state = "stopped";
     },

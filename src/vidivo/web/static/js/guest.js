@@ -146,6 +146,17 @@ form.addEventListener("submit", async (event) => {
   if (!checkForm()) return;
   const button = document.getElementById("start-call");
   button.disabled = true;
+  // The devices first: a guest whose camera or microphone cannot open learns it here,
+  // before anything is held on the card.
+  button.textContent = "Checking your camera and microphone…";
+  if (!(await deviceCheck.verify())) {
+    errorBox.textContent = "Your camera or microphone did not open, so nothing was held. "
+      + "See step 1 above for what to do.";
+    document.getElementById("device-step").scrollIntoView({ block: "start" });
+    button.disabled = false;
+    button.textContent = "Start call";
+    return;
+  }
   button.textContent = "Holding the first window…";
   try {
     const body = {
