@@ -26,6 +26,8 @@ from vidivo.auth.tokens import KeyRing, TokenAuthority
 from vidivo.calls.engine import BillingEngine, EngineTimings
 from vidivo.calls.metrics import refresh_open_calls
 from vidivo.calls.money_routes import router as billing_router
+from vidivo.calls.receipt_links import PURPOSE as receipt_links_purpose
+from vidivo.calls.receipt_links import ReceiptLinks
 from vidivo.calls.routes import router as sessions_router
 from vidivo.calls.service import CallService
 from vidivo.calls.worker import BillingWorker
@@ -88,6 +90,7 @@ class AppContext:
     hub: Hub
     public_links: PublicLinkCache
     link_lookups: LookupGuard
+    receipt_links: ReceiptLinks
     billing: BillingEngine
     worker: BillingWorker
     calls: CallService
@@ -109,6 +112,9 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         if settings.redis_url
         else None
     )
+    receipt_links = ReceiptLinks(
+        keys.derive_secret(receipt_links_purpose), settings.public_base_url
+    )
     engine_timings = EngineTimings(
         host_join_timeout=timedelta(seconds=settings.host_join_timeout_seconds),
     )
@@ -121,6 +127,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         public_links=public_links,
         timings=engine_timings,
         mailer=mailer,
+        receipt_links=receipt_links,
     )
     tokens = TokenAuthority(keys, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return AppContext(
@@ -137,6 +144,7 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
         hub=hub,
         public_links=public_links,
         link_lookups=LookupGuard(limiter, settings.link_misses_per_minute),
+        receipt_links=receipt_links,
         billing=billing,
         worker=BillingWorker(
             factory,
@@ -176,6 +184,7 @@ def provided_by(context: AppContext) -> Provided:
         Hub: context.hub,
         PublicLinkCache: context.public_links,
         LookupGuard: context.link_lookups,
+        ReceiptLinks: context.receipt_links,
         BillingEngine: context.billing,
         BillingWorker: context.worker,
         CallService: context.calls,

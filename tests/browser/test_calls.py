@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import App, screenshot_path
+from tests.browser.conftest import App
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +107,6 @@ async def test_a_paid_call_from_link_to_receipt_in_two_browsers(app_server, cont
     await expect(guest.locator("#how-time-is-metered")).to_contain_text(
         "billing stops at the moment your connection dropped"
     )
-    await guest.screenshot(path=screenshot_path("guest-page", tmp_path), full_page=True)
     await guest.get_by_label("Your name").fill("Alex")
     await guest.get_by_label("Email (for your receipt)").fill("alex@example.com")
     await guest.get_by_label("Card").select_option("pm_sim_decline_after_2")

@@ -14,6 +14,7 @@ from vidivo.core.db import new_id
 from vidivo.payments.provider import (
     AuthenticationRequired,
     CardDeclined,
+    CardSummary,
     Hold,
     HoldRequest,
     HoldStatus,
@@ -126,6 +127,19 @@ def hold_request(customer: str, card: str, destination: str, **changes: Any) -> 
         "metadata": {"session_id": "s1", "window": "1"},
     }
     return HoldRequest(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(("kind", "last4"), [("visa", "4242"), ("3ds", "3155")])
+async def test_attaching_a_card_tells_its_brand_and_last_four_for_the_receipt(harness, kind, last4):
+    customer = await harness.provider.create_customer(
+        email="guest@example.com", name="Guest", idempotency_key=key("customer")
+    )
+    card = await harness.provider.attach_payment_method(
+        customer_id=customer,
+        payment_method_id=await harness.card(kind),
+        idempotency_key=key("attach"),
+    )
+    assert card == CardSummary(brand="visa", last4=last4)
 
 
 async def test_a_connected_account_starts_unready_and_onboarding_makes_it_chargeable(harness):

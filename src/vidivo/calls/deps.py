@@ -8,12 +8,14 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from vidivo.calls.engine import BillingEngine
+from vidivo.calls.receipt_links import ReceiptLinks
 from vidivo.calls.service import CallService
 from vidivo.core.deps import provided
 from vidivo.core.logs import call_session_id
 
 Calls = Annotated[CallService, provided(CallService)]
 Billing = Annotated[BillingEngine, provided(BillingEngine)]
+ReceiptAddresses = Annotated[ReceiptLinks, provided(ReceiptLinks)]
 
 
 async def _log_call_session(connection: HTTPConnection) -> None:

@@ -37,6 +37,7 @@ from vidivo.calls.models import (
     WindowState,
 )
 from vidivo.calls.outcomes import record_outcome
+from vidivo.calls.receipt_links import ReceiptLinks
 from vidivo.calls.terms import MS_PER_MINUTE, CallTerms
 from vidivo.calls.timeline import begin_ending, billed_ms, coverage_minutes, reachable_ms
 from vidivo.core.clock import Clock
@@ -101,8 +102,10 @@ class BillingEngine:
         provider_requests_per_second: int = 90,
         public_links: PublicLinkCache | None = None,
         mailer: Mailer | None = None,
+        receipt_links: ReceiptLinks | None = None,
     ) -> None:
         self._factory = factory
+        self._receipt_links = receipt_links
         self._provider = provider
         self._clock = clock
         self._hub = hub
@@ -356,6 +359,8 @@ class BillingEngine:
             window_minutes=session.window_minutes,
             lines=lines,
             ended_at=session.ended_at,
+            card=letters.card_words(session.card_brand, session.card_last4),
+            receipt_url=self._receipt_links.url(session.id) if self._receipt_links else None,
         )
         queue_letter(db, self._clock, session.guest_email, letter)
 

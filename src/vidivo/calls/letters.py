@@ -42,6 +42,25 @@ class ReceiptLine:
     captured_cents: int
 
 
+BRANDS = {
+    "amex": "American Express",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+
+
+def card_words(brand: str | None, last4: str | None) -> str:
+    """ "Visa ending in 4242"; "your card" when the provider did not say."""
+    if not last4:
+        return "your card"
+    name = BRANDS.get((brand or "").lower(), (brand or "Card").title())
+    return f"{name} ending in {last4}"
+
+
 def receipt(
     *,
     host_name: str,
@@ -50,8 +69,11 @@ def receipt(
     window_minutes: int,
     lines: list[ReceiptLine],
     ended_at: datetime,
+    card: str = "your card",
+    receipt_url: str | None = None,
 ) -> Letter:
-    """To the guest of a call that went live and was charged: what was taken, window by window."""
+    """To the guest of a call that went live and was charged: what was taken, window by window,
+    and the signed address where the receipt can be opened again, with no account."""
     total = sum(line.captured_cents for line in lines)
     rows = tuple(
         f"Window {line.number}: {line.minutes} min, ${format_cents(line.captured_cents)} charged"
@@ -66,8 +88,12 @@ def receipt(
             f"{window_minutes} minutes; only the minutes used are charged, the rest of each "
             "hold is released.",
             *rows,
-            f"Total charged: ${format_cents(total)}",
+            f"Total charged: ${format_cents(total)}, to {card}.",
         ),
+        action=Action("Open your receipt", receipt_url) if receipt_url else None,
+        closing=("Keep this email: the receipt link works in any browser, with no account.",)
+        if receipt_url
+        else (),
     )
 
 

@@ -42,6 +42,9 @@ class CallSession(Base):
     guest_email: Mapped[str] = mapped_column(String(320))
     customer_id: Mapped[str | None] = mapped_column(String(64))
     payment_method_id: Mapped[str] = mapped_column(String(80))
+    # The card's network and last four digits, as the provider told them (for the receipt).
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
     destination_account_id: Mapped[str] = mapped_column(String(64))
 
     # The call's terms (`CallTerms`), frozen when it starts: editing or deleting the link, or

@@ -7,10 +7,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 
 from vidivo.auth.deps import Caller, CurrentHost, Outbox
-from vidivo.auth.models import User
-from vidivo.calls import ledger, refunds, repository, views
+from vidivo.calls import receipts, refunds
 from vidivo.calls import service as sessions
-from vidivo.calls.deps import LoggedCallSession
+from vidivo.calls.deps import LoggedCallSession, ReceiptAddresses
 from vidivo.calls.earnings import (
     HostEarnings,
     Period,
@@ -20,7 +19,7 @@ from vidivo.calls.earnings import (
     host_earnings_by_period,
     period_spans,
 )
-from vidivo.calls.models import LedgerKind, RefundState, SessionState
+from vidivo.calls.models import RefundState, SessionState
 from vidivo.calls.money_schemas import (
     Earnings,
     EarningsByPeriod,
@@ -45,19 +44,11 @@ router = APIRouter(tags=["billing"], dependencies=[LoggedCallSession])
     responses=error_responses(401, 404),
     summary="The guest's receipt: every window, what was charged and released",
 )
-async def receipt(session_id: str, caller: Caller, db: DbSession) -> ReceiptResponse:
+async def receipt(
+    session_id: str, caller: Caller, db: DbSession, links: ReceiptAddresses
+) -> ReceiptResponse:
     session = await sessions.get_for(db, session_id, caller)
-    host = await db.get_one(User, session.host_id)
-    totals = await ledger.totals(db, session.id)
-    return ReceiptResponse(
-        receipt=views.receipt(
-            session,
-            await repository.windows_of(db, session.id),
-            host_display_name=host.display_name,
-            captured_cents=totals[LedgerKind.CAPTURE],
-            refunded_cents=totals[LedgerKind.REFUND],
-        )
-    )
+    return ReceiptResponse(receipt=await receipts.receipt_of(db, session, links))
 
 
 @router.post(

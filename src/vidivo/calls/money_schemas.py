@@ -58,6 +58,16 @@ class Receipt(BaseModel):
     windows: list[ReceiptWindow]
     total_charged: str
     refunded: str
+    card_brand: str | None = Field(
+        default=None, description='The card\'s network ("visa"), when the provider said.'
+    )
+    card_last4: str | None = Field(default=None, description="The card's last four digits.")
+    created_at: Timestamp | None = Field(default=None, description="When the call was started.")
+    receipt_url: str | None = Field(
+        default=None,
+        description="The receipt's signed address: it opens this receipt as a page in any "
+        "browser, with no account. Shown only to the call's guest and host.",
+    )
 
 
 class ReceiptResponse(BaseModel):

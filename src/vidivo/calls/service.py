@@ -42,6 +42,7 @@ from vidivo.mail.service import queue_email
 from vidivo.payments.provider import (
     AuthenticationRequired,
     CardDeclined,
+    CardSummary,
     InvalidPaymentRequest,
     PaymentError,
     PaymentProvider,
@@ -178,7 +179,7 @@ class CallService:
                 name=body.guest_name,
                 idempotency_key=f"session:{session_id}:customer",
             )
-            await provider.attach_payment_method(
+            card = await provider.attach_payment_method(
                 customer_id=customer_id,
                 payment_method_id=body.payment_method_id,
                 idempotency_key=f"session:{session_id}:attach:{body.payment_method_id}",
@@ -189,6 +190,7 @@ class CallService:
         async with self._factory() as db:
             session = await load_session(db, session_id)
             session.customer_id = customer_id
+            _remember_card(session, card)
             await db.commit()
 
         await self._engine.advance(session_id)
@@ -413,7 +415,7 @@ class CallService:
             customer_id = session.customer_id
         assert customer_id is not None
         try:
-            await self._provider.attach_payment_method(
+            card = await self._provider.attach_payment_method(
                 customer_id=customer_id,
                 payment_method_id=payment_method_id,
                 idempotency_key=f"session:{session_id}:attach:{payment_method_id}",
@@ -423,6 +425,7 @@ class CallService:
 
         async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
             session.payment_method_id = payment_method_id
+            _remember_card(session, card)
             billing_windows = await windows_of(db, session_id)
             last = billing_windows[-1]
             if last.state == WindowState.DECLINED:
@@ -455,6 +458,12 @@ def _terms_at_start(
         )
     except SpendingCapTooLow as exc:
         raise ValidationFailed.field("max_spend", str(exc)) from None
+
+
+def _remember_card(session: CallSession, card: CardSummary | None) -> None:
+    """The receipt names the card the call was paid with (the newest one after a change)."""
+    if card is not None:
+        session.card_brand, session.card_last4 = card.brand[:20], card.last4[:4]
 
 
 def _decline_message(code: str | None) -> str:

@@ -168,6 +168,7 @@ def receipt(
     host_display_name: str,
     captured_cents: int,
     refunded_cents: int,
+    receipt_url: str | None = None,
 ) -> Receipt:
     terms = CallTerms.of(session)
     went_live = session.went_live_at is not None
@@ -196,4 +197,8 @@ def receipt(
         ],
         total_charged=format_cents(captured_cents),
         refunded=format_cents(refunded_cents),
+        card_brand=session.card_brand,
+        card_last4=session.card_last4,
+        created_at=session.created_at,
+        receipt_url=receipt_url,
     )

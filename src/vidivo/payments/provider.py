@@ -59,6 +59,14 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class CardSummary:
+    """What a receipt may say about the card: its network ("visa") and last four digits."""
+
+    brand: str
+    last4: str
+
+
+@dataclass(frozen=True)
 class Refund:
     id: str
     hold_id: str
@@ -117,7 +125,9 @@ class PaymentProvider(Protocol):
 
     async def attach_payment_method(
         self, *, customer_id: str, payment_method_id: str, idempotency_key: str
-    ) -> None: ...
+    ) -> CardSummary | None:
+        """Attach the card to the customer; its brand and last 4 when the provider says."""
+        ...
 
     async def place_hold(self, request: HoldRequest, *, idempotency_key: str) -> Hold: ...
 

@@ -35,6 +35,7 @@ from vidivo.payments.provider import (
     AccountStatus,
     AuthenticationRequired,
     CardDeclined,
+    CardSummary,
     Hold,
     HoldRequest,
     HoldStatus,
@@ -105,6 +106,7 @@ def _account(account: SimAccount) -> AccountStatus:
 
 _RESULT_TYPES: dict[str, type[Any]] = {
     "AccountStatus": AccountStatus,
+    "CardSummary": CardSummary,
     "Hold": Hold,
     "Refund": Refund,
 }
@@ -272,8 +274,8 @@ class SimulatedProvider:
 
     async def attach_payment_method(
         self, *, customer_id: str, payment_method_id: str, idempotency_key: str
-    ) -> None:
-        async def run(db: AsyncSession) -> None:
+    ) -> CardSummary:
+        async def run(db: AsyncSession) -> CardSummary:
             _check_known_card(payment_method_id)
             if await db.get(SimCustomer, customer_id) is None:
                 raise InvalidPaymentRequest(f"No such customer: {customer_id}")
@@ -282,9 +284,10 @@ class SimulatedProvider:
                     SimAttachedCard(customer_id=customer_id, payment_method_id=payment_method_id)
                 )
                 await db.flush()
+            return _card_summary(payment_method_id)
 
         params = {"customer": customer_id, "payment_method": payment_method_id}
-        await self._once(idempotency_key, "attach", params, run)
+        return await self._once(idempotency_key, "attach", params, run)
 
     # Holds -------------------------------------------------------------------------
 
@@ -434,6 +437,22 @@ class SimulatedProvider:
 
         params = {"hold": hold_id, "amount": amount_cents}
         return await self._once(idempotency_key, "refund", params, run)
+
+
+# The test cards' numbers end as Stripe's do (pm_card_visa is 4242 4242 4242 4242…).
+_CARD_SUMMARIES = {
+    "pm_card_visa": CardSummary("visa", "4242"),
+    "pm_card_mastercard": CardSummary("mastercard", "4444"),
+    "pm_card_chargeDeclined": CardSummary("visa", "0002"),
+    "pm_card_chargeDeclinedInsufficientFunds": CardSummary("visa", "9995"),
+    _AUTHENTICATE_ONCE: CardSummary("visa", "3155"),
+    _AUTHENTICATE_ALWAYS: CardSummary("visa", "3184"),
+}
+
+
+def _card_summary(payment_method_id: str) -> CardSummary:
+    # pm_sim_decline_after_N: Stripe's 4000 0000 0000 0341 (attaches, then declines).
+    return _CARD_SUMMARIES.get(payment_method_id, CardSummary("visa", "0341"))
 
 
 def _check_known_card(payment_method_id: str) -> None:

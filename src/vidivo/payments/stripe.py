@@ -23,6 +23,7 @@ from vidivo.payments.provider import (
     AccountStatus,
     AuthenticationRequired,
     CardDeclined,
+    CardSummary,
     Hold,
     HoldRequest,
     HoldStatus,
@@ -200,13 +201,14 @@ class StripeProvider:
 
     async def attach_payment_method(
         self, *, customer_id: str, payment_method_id: str, idempotency_key: str
-    ) -> None:
+    ) -> CardSummary | None:
         params: PaymentMethodAttachParams = {"customer": customer_id}
-        await self._call(
+        method = await self._call(
             lambda: self._client.v1.payment_methods.attach_async(
                 payment_method_id, params, self._options(idempotency_key)
             )
         )
+        return _card_summary(method)
 
     async def place_hold(self, request: HoldRequest, *, idempotency_key: str) -> Hold:
         params: PaymentIntentCreateParams = {
@@ -285,3 +287,12 @@ class StripeProvider:
             lambda: self._client.v1.refunds.create_async(params, self._options(idempotency_key))
         )
         return Refund(str(refund.id), hold_id, int(refund.amount), str(refund.status))
+
+
+def _card_summary(method: stripe.PaymentMethod) -> CardSummary | None:
+    """The attached PaymentMethod's `card.brand` and `card.last4` (None for a non-card)."""
+    card = method.to_dict().get("card") or {}
+    brand, last4 = card.get("brand"), card.get("last4")
+    if not isinstance(brand, str) or not isinstance(last4, str):
+        return None
+    return CardSummary(brand=brand, last4=last4)

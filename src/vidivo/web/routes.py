@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from datetime import UTC
 from pathlib import Path
 
 import segno
@@ -15,12 +16,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from vidivo.auth import availability
+from vidivo.calls import receipts
+from vidivo.calls.deps import ReceiptAddresses
+from vidivo.calls.letters import card_words
 from vidivo.calls.meter import METER_RULE
+from vidivo.calls.models import FINAL_STATES
+from vidivo.calls.money_schemas import Receipt
 from vidivo.calls.terms import first_hold_cents_for_link
 from vidivo.core.client_address import client_address
 from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.errors import NotFound, RateLimited
-from vidivo.core.money import format_cents
+from vidivo.core.money import format_cents, parse_amount_to_cents
 from vidivo.core.schemas import format_timestamp
 from vidivo.links import service as links
 from vidivo.links.deps import LinkLookups
@@ -205,6 +211,7 @@ async def guest_page(
             "host_name": host.display_name,
             "host_bio": host.bio,
             "rate": format_cents(link.rate_cents),
+            "rate_cents": link.rate_cents,
             "window": link.window_size_minutes,
             "hold": format_cents(first_hold),
             "hold_cents": first_hold,
@@ -238,6 +245,53 @@ async def call_view(request: Request, session_id: str, settings: AppSettings) ->
             "publishable_key": settings.stripe_publishable_key,
         },
     )
+
+
+@router.get("/receipts/{session_id}", response_class=HTMLResponse)
+async def receipt_page(
+    request: Request, session_id: str, db: DbSession, links: ReceiptAddresses, sig: str = ""
+) -> HTMLResponse:
+    """The guest's receipt at its signed address: any tab, any device, no account."""
+    try:
+        receipt = await receipts.signed_receipt(db, links, session_id[:64], sig[:128])
+    except NotFound:
+        page = templates.TemplateResponse(request, "receipt.html", {"receipt": None}, 404)
+    else:
+        page = templates.TemplateResponse(request, "receipt.html", _receipt_context(receipt))
+    # The address is the key to the receipt: not for search engines, caches or referrers.
+    page.headers.update(
+        {
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Robots-Tag": "noindex, nofollow",
+        }
+    )
+    return page
+
+
+def _receipt_context(receipt: Receipt) -> dict[str, object]:
+    charged = parse_amount_to_cents(receipt.total_charged)
+    refunded = parse_amount_to_cents(receipt.refunded)
+    started = receipt.went_live_at or receipt.created_at
+    return {
+        "receipt": receipt,
+        "card": card_words(receipt.card_brand, receipt.card_last4),
+        "date_iso": format_timestamp(started) if started else "",
+        "date_text": f"{started.astimezone(UTC):%-d %B %Y, %H:%M} UTC" if started else "",
+        "duration": _duration(receipt.live_seconds),
+        "paid": format_cents(charged - refunded),
+        "refunded_any": refunded > 0,
+        "final": receipt.state in FINAL_STATES,
+        "went_live": receipt.went_live_at is not None,
+    }
+
+
+def _duration(seconds: int) -> str:
+    minutes, seconds = divmod(max(0, seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min {seconds:02d} s"
+    return f"{minutes} min {seconds:02d} s"
 
 
 def _simulated(provider: PaymentProvider) -> SimulatedProvider:

@@ -1,5 +1,5 @@
 // Talking to the Vidivo API from the browser: tokens, errors in the API's shape, money as cents.
-import { clearErrors, plainCode, plainWords, showApiError, validate } from "./forms.js";
+import { clearErrors, plainCode, plainDetail, showApiError, validate } from "./forms.js";
 
 const HOST_KEY = "vidivo.host";
 
@@ -15,7 +15,7 @@ export class ApiError extends Error {
   // What a person reads: the first field problem in plain words, else the error in words.
   get explanation() {
     const detail = this.details.find((d) => d && d.message);
-    return detail ? plainWords(detail.message) : plainCode(this.code, this.message);
+    return detail ? plainDetail(detail.message) : plainCode(this.code, this.message);
   }
 }
 

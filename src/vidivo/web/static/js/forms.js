@@ -39,6 +39,11 @@ export function plainCode(code, message) {
   return CODES[code] || message;
 }
 
+// A field's message: some name a bare decline code ("generic_decline") instead of a sentence.
+export function plainDetail(message) {
+  return plainCode(message, plainWords(message));
+}
+
 function fieldKey(input) {
   return input.dataset.field || input.name || "";
 }
@@ -109,10 +114,10 @@ export function showApiError(form, error) {
       (candidate) => fieldKey(candidate) && fieldKey(candidate) === String(detail.field || ""),
     );
     if (input && input.id) {
-      setFieldError(input, plainWords(detail.message));
+      setFieldError(input, plainDetail(detail.message));
       first = first || input;
     } else if (!unplaced) {
-      unplaced = plainWords(detail.message);
+      unplaced = plainDetail(detail.message);
     }
   }
   if (first) first.focus();

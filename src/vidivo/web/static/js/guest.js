@@ -1,12 +1,23 @@
-// The guest page: collect name, email and a card, start the call, go to the call view.
-import { api, explain, saveGuestToken } from "./api.js";
+// The guest page: check the camera and microphone, then name, email, card and an optional
+// spending limit (each checked in the browser, each problem in words beside its field), start
+// the call and go to the call view.
+import { ApiError, api, explain, formatCents, saveGuestToken, toCents } from "./api.js";
 import { answerTheBank } from "./authentication.js";
+import { mountDeviceCheck } from "./devices.js";
+import { clearErrors, plainCode, setFieldError, showApiError, validate } from "./forms.js";
 
 const form = document.getElementById("start-form");
 const errorBox = document.getElementById("start-error");
 const shortCode = form.dataset.shortCode;
+const rateCents = Number(form.dataset.rateCents);
+const windowMinutes = Number(form.dataset.windowMinutes);
+const holdCents = Number(form.dataset.holdCents);
+const MONEY = /^\d{1,7}(\.\d{1,2})?$/;
 let stripe = null;
 let elements = null;
+
+const deviceCheck = mountDeviceCheck(document.getElementById("device-check"));
+window.addEventListener("pagehide", () => deviceCheck.stop());
 
 // With real Stripe, the card is entered in Stripe's Payment Element (in Stripe's frame) and
 // turned into a PaymentMethod id there: no card number ever reaches Vidivo.
@@ -14,7 +25,7 @@ if (form.dataset.payments === "stripe" && window.Stripe) {
   stripe = window.Stripe(form.dataset.publishableKey);
   elements = stripe.elements({
     mode: "payment",
-    amount: Number(form.dataset.holdCents),
+    amount: holdCents,
     currency: "usd",
     captureMethod: "manual",
     setupFutureUsage: "off_session",
@@ -23,20 +34,129 @@ if (form.dataset.payments === "stripe" && window.Stripe) {
   elements.create("payment").mount("#card-element");
 }
 
+// A card problem in words, whatever the provider called it.
+const CARD_WORDS = {
+  generic_decline: "Your card was declined. Try another card, or ask your bank.",
+  insufficient_funds: `Your card does not have ${formatCents(holdCents)} available for the first hold. Try another card.`,
+  authentication_required: "Your card's bank asks you to confirm this payment. Try again and answer your bank.",
+  authentication_failed: "Your card's bank did not confirm the payment. Nothing was held. Try again, or use another card.",
+};
+const CARD_DECLINED = CARD_WORDS.generic_decline;
+
+function cardWords(code) {
+  if (CARD_WORDS[code]) return CARD_WORDS[code];
+  const plain = plainCode(code, "");
+  return plain || (/^[a-z_]+$/.test(code || "") ? CARD_DECLINED : "This card cannot be used. Try another card.");
+}
+
+// What a spending limit does to the call, said before the card is asked for.
+function spendingLimit(text) {
+  if (!text) return { effect: "" };
+  if (!MONEY.test(text)) return { error: "Enter an amount in dollars, like 25 or 25.50." };
+  const cents = toCents(text);
+  const minutes = Math.floor(cents / rateCents);
+  if (minutes < 1) {
+    return {
+      error: `A limit below ${formatCents(rateCents)} does not pay for one minute. `
+        + `Enter ${formatCents(rateCents)} or more, or leave it empty.`,
+    };
+  }
+  const firstHold = Math.min(minutes, windowMinutes) * rateCents;
+  const paid = minutes * rateCents;
+  const parts = [];
+  if (firstHold < holdCents) {
+    parts.push(`With this limit we hold ${formatCents(firstHold)} at the start instead of ${formatCents(holdCents)}, `
+      + `and the call ends by itself after ${minutes} minute${minutes === 1 ? "" : "s"}.`);
+  } else {
+    parts.push(`The call ends by itself after ${minutes} minutes (${formatCents(paid)}).`);
+  }
+  if (paid !== cents) parts.push(`Minutes are charged whole, so at most ${formatCents(paid)} is charged.`);
+  return { effect: parts.join(" ") };
+}
+
+const maxSpend = form.elements.max_spend;
+const maxSpendEffect = document.getElementById("max-spend-effect");
+
+function checkSpendingLimit() {
+  const { error, effect } = spendingLimit(maxSpend.value.trim());
+  maxSpendEffect.textContent = effect || "";
+  return error || "";
+}
+
+maxSpend.addEventListener("input", () => {
+  const error = checkSpendingLimit();
+  if (!error && maxSpend.getAttribute("aria-invalid")) setFieldError(maxSpend, "");
+  if (!error) maxSpend.removeAttribute("aria-invalid");
+});
+
+// Problems are shown on submit, not on leaving the field: text appearing on blur would move
+// the button away from under the pointer that is pressing it.
+
+// Everything the browser can check before anything is sent; the first problem gets focus.
+function checkForm() {
+  let ok = validate(form);
+  const limitError = checkSpendingLimit();
+  if (limitError) {
+    setFieldError(maxSpend, limitError);
+    if (ok) maxSpend.focus();
+    ok = false;
+  }
+  return ok;
+}
+
 async function paymentMethodId() {
   if (!stripe) return form.elements.payment_method_id.value;
   const { error: incomplete } = await elements.submit();
-  if (incomplete) throw new Error(incomplete.message);
+  if (incomplete) throw new CardProblem(incomplete.message);
   const { paymentMethod, error } = await stripe.createPaymentMethod({ elements });
-  if (error) throw new Error(error.message);
+  if (error) throw new CardProblem(error.message);
   return paymentMethod.id;
+}
+
+class CardProblem extends Error {}
+
+function cardField() {
+  return form.querySelector('[name="payment_method_id"], [data-field="payment_method_id"]');
+}
+
+// The API's error, placed on its fields in words; card declines beside the card.
+function showError(error) {
+  if (error instanceof CardProblem) {
+    setFieldError(cardField(), error.message);
+    return "";
+  }
+  if (!(error instanceof ApiError)) return explain(error);
+  if (error.code === "payment_failed") {
+    const detail = error.details.find((d) => d && d.field === "payment_method_id");
+    setFieldError(cardField(), cardWords(detail && detail.message));
+    return "";
+  }
+  for (const detail of error.details) {
+    if (detail && detail.field === "payment_method_id") detail.message = cardWords("");
+    if (detail && detail.field === "max_spend" && /one minute/.test(detail.message || "")) {
+      detail.message = spendingLimit("0").error;
+    }
+  }
+  return showApiError(form, error);
 }
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorBox.textContent = "";
+  if (!checkForm()) return;
   const button = document.getElementById("start-call");
   button.disabled = true;
+  // The devices first: a guest whose camera or microphone cannot open learns it here,
+  // before anything is held on the card.
+  button.textContent = "Checking your camera and microphone…";
+  if (!(await deviceCheck.verify())) {
+    errorBox.textContent = "Your camera or microphone did not open, so nothing was held. "
+      + "See step 1 above for what to do.";
+    document.getElementById("device-step").scrollIntoView({ block: "start" });
+    button.disabled = false;
+    button.textContent = "Start call";
+    return;
+  }
   button.textContent = "Holding the first window…";
   try {
     const body = {
@@ -44,11 +164,13 @@ form.addEventListener("submit", async (event) => {
       guest_email: form.elements.guest_email.value.trim(),
       payment_method_id: await paymentMethodId(),
     };
-    const maxSpend = form.elements.max_spend.value.trim();
-    if (maxSpend) body.max_spend = maxSpend;
+    const limit = maxSpend.value.trim();
+    if (limit) body.max_spend = limit;
     const started = await api("POST", `/v1/links/${shortCode}/sessions`, { body });
+    clearErrors(form);
     saveGuestToken(started.session.id, started.guest_token);
     const callPage = `/call/${started.session.id}`;
+    deviceCheck.stop();  // the call page opens the same devices itself
     if (started.authentication) {
       // Nothing is held until the card's bank hears from the guest; the call page confirms.
       button.textContent = "Confirming with your bank…";
@@ -58,7 +180,7 @@ form.addEventListener("submit", async (event) => {
     }
     location.assign(callPage);
   } catch (error) {
-    errorBox.textContent = explain(error);
+    errorBox.textContent = showError(error);
     button.disabled = false;
     button.textContent = "Start call";
   }
