@@ -113,6 +113,25 @@ export function currentHostAccessToken() {
   return hostTokens()?.access_token || null;
 }
 
+// Seconds until a JWT expires, read from its payload (not verified: only to decide when to refresh).
+function secondsLeft(jwt) {
+  try {
+    const payload = JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return payload.exp - Date.now() / 1000;
+  } catch {
+    return 0;
+  }
+}
+
+// An access token for a long-lived socket: the current one while it has a minute left, else a
+// refreshed one. Refreshing only when needed matters: each refresh rotates the single-use
+// refresh token, and one whose answer is lost (the page navigated away) ends the sign-in.
+export async function freshHostAccessToken() {
+  const current = currentHostAccessToken();
+  if (current && secondsLeft(current) > 60) return current;
+  return (await refreshHost()) || currentHostAccessToken();
+}
+
 export { refreshHost };
 
 // "2.50" → 250: decimal strings from the API, never floats.

@@ -3,7 +3,7 @@
 // are in call_media.js, the chat in call_chat.js, the end screen in call_end.js.
 import {
   api, ApiError, currentHostAccessToken, explain, formatCents, formatDuration, guestToken,
-  refreshHost, socketUrl, toCents,
+  freshHostAccessToken, socketUrl, toCents,
 } from "./api.js";
 import { answerTheBank, confirmPayment } from "./authentication.js";
 import { explainMediaError, openMedia, savedChoice, useSpeaker } from "./devices.js";
@@ -339,7 +339,7 @@ async function onEvent(event) {
 
 async function connect() {
   if (ended) return;
-  const token = role === "guest" ? ownGuestToken : (await refreshHost()) || currentHostAccessToken();
+  const token = role === "guest" ? ownGuestToken : await freshHostAccessToken();
   socket = new WebSocket(socketUrl(`/v1/sessions/${sessionId}/signal?token=${encodeURIComponent(token)}`));
   const pinger = setInterval(() => send({ type: "ping" }), PING_EVERY_MS);
   socket.onmessage = (message) => onEvent(JSON.parse(message.data)).catch((error) => console.error(error));

@@ -1,6 +1,6 @@
 // The host dashboard: account, verification, payouts, links, incoming calls, history, earnings.
 import {
-  api, currentHostAccessToken, el, explain, hostTokens, onSubmit, refreshHost, saveHostTokens,
+  api, el, explain, freshHostAccessToken, hostTokens, onSubmit, saveHostTokens,
   socketUrl,
 } from "./api.js";
 import { showAccount } from "./account.js";
@@ -54,7 +54,7 @@ initEarnings({ flash });
 
 async function listen() {
   if (events && events.readyState <= WebSocket.OPEN) return;
-  const token = (await refreshHost()) || currentHostAccessToken();
+  const token = await freshHostAccessToken();
   if (!token) return;
   events = new WebSocket(socketUrl(`/v1/host/events?token=${encodeURIComponent(token)}`));
   const pinger = setInterval(() => events.readyState === WebSocket.OPEN && events.send('{"type":"ping"}'), 10000);
