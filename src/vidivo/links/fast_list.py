@@ -21,7 +21,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import select, true
+from sqlalchemy import Boolean, Select, bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -160,26 +160,41 @@ class HostLinkListFastPath:
     async def _read(
         self, session_id: str, user_id: str, limit: int, after: str | None, active: bool | None
     ) -> list[Any]:
-        page = select(*_LINK_COLUMNS).where(Link.host_id == user_id)
+        statement = _STATEMENTS[(after is not None, active is not None)]
+        values: dict[str, Any] = {"sid": session_id, "uid": user_id, "n": limit + 1}
         if after is not None:
-            page = page.where(Link.id < after)
+            values["after"] = after
         if active is not None:
-            page = page.where(Link.is_active.is_(active))
-        page_sq = page.order_by(Link.id.desc()).limit(limit + 1).subquery("page")
-        statement = (
-            select(
-                User.role,
-                User.suspended_at,
-                LoginSession.revoked_at,
-                *(page_sq.c[column.key] for column in _LINK_COLUMNS),
-            )
-            .select_from(User)
-            .join(LoginSession, LoginSession.user_id == User.id)
-            .outerjoin(page_sq, true())
-            .where(LoginSession.id == session_id, User.id == user_id)
-            .order_by(page_sq.c.id.desc())
-        )
+            values["active"] = active
         # Autocommit: one statement needs no BEGIN/COMMIT round trips of its own.
         async with self.engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return list((await connection.execute(statement)).all())
+            return list((await connection.execute(statement, values)).all())
+
+
+def _statement(after: bool, active: bool) -> Select[Any]:
+    """The login, its user and a page of the user's links, newest first: one SELECT."""
+    page = select(*_LINK_COLUMNS).where(Link.host_id == bindparam("uid"))
+    if after:
+        page = page.where(Link.id < bindparam("after"))
+    if active:
+        page = page.where(Link.is_active == bindparam("active", type_=Boolean))  # NOT NULL
+    page_sq = page.order_by(Link.id.desc()).limit(bindparam("n")).subquery("page")
+    return (
+        select(
+            User.role,
+            User.suspended_at,
+            LoginSession.revoked_at,
+            *(page_sq.c[column.key] for column in _LINK_COLUMNS),
+        )
+        .select_from(User)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .outerjoin(page_sq, true())
+        .where(LoginSession.id == bindparam("sid"), User.id == bindparam("uid"))
+        .order_by(page_sq.c.id.desc())
+    )
+
+
+# Built once: per request only the values change (and SQLAlchemy's compiled cache hits).
+_STATEMENTS = {(after, active): _statement(after, active) for after in (False, True)
+               for active in (False, True)}  # fmt: skip
