@@ -4,8 +4,8 @@ Runs the app in process (httpx's ASGI transport) against the bench's PostgreSQL 
 counts, per request, what goes over the wire: every statement (SQLAlchemy's
 `before_cursor_execute`), every pool checkout (a round trip of its own while `pool_pre_ping`
 is on), and every COMMIT and ROLLBACK (asyncpg also sends a BEGIN per transaction, counted
-with the commit/rollback that closes it: ×2). Statements the fast path or a cache answers
-count zero.
+with the commit/rollback that closes it: ×2; an autocommit connection sends neither).
+Statements the fast path or a cache answers count zero.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import event
@@ -34,8 +35,13 @@ async def _count(folder: Path) -> list[str]:
     counts: Counter[str] = Counter()
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", lambda *a: counts.update(["statements"]))
-    event.listen(sync, "commit", lambda *a: counts.update(["transactions"]))
-    event.listen(sync, "rollback", lambda *a: counts.update(["transactions"]))
+
+    def ended(connection: Any) -> None:  # an autocommit connection sent no BEGIN nor COMMIT
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            counts.update(["transactions"])
+
+    event.listen(sync, "commit", ended)
+    event.listen(sync, "rollback", ended)
     pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
     event.listen(sync.pool, "checkout", lambda *a: counts.update(["checkouts"]))
 
