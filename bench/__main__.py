@@ -49,6 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="short runs, to try the harness")
     parser.add_argument("--only", choices=["http", "engine", "signaling"])
+    parser.add_argument(
+        "--backend", choices=["postgresql", "sqlite"], help="HTTP part on this database only"
+    )
     args = parser.parse_args()
     repeats, seconds = (1, 3) if args.quick else (3, 8)
     sections: list[str] = []
@@ -56,6 +59,7 @@ def main() -> None:
         "python -m bench"
         + (" --quick" if args.quick else "")
         + (f" --only {args.only}" if args.only else "")
+        + (f" --backend {args.backend}" if args.backend else "")
     )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -63,6 +67,8 @@ def main() -> None:
         if args.only in (None, "http"):
             sections += ["## HTTP hot paths", ""]
             for title, sqlite in HTTP_BACKENDS:
+                if args.backend and (args.backend == "sqlite") != sqlite:
+                    continue
                 if not sqlite:
                     run(recreate_database())
                 stack = Stack(folder / ("sqlite" if sqlite else "postgresql"), sqlite=sqlite)
@@ -99,7 +105,8 @@ def main() -> None:
     ]
     history = (Path(__file__).parent / "HISTORY.md").read_text()
     text = "\n".join(header + sections) + "\n" + history
-    out = RESULTS if not args.only else RESULTS.with_name(f"RESULTS-{args.only}.md")
+    part = "-".join(x for x in (args.only, args.backend) if x)
+    out = RESULTS if not part else RESULTS.with_name(f"RESULTS-{part}.md")
     out.write_text(text + "\n")
     print(text)
     print(f"\nwritten to {out}", file=sys.stderr)

@@ -211,13 +211,16 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
         repeats, seconds, {"url": f"{base}/v1/links/{code}"}, {"url": f"{bare}/v1/links/{code}"}
     )
     # The same view with the cache off: every request reads the database, like the baseline.
-    uncached_base, _ = stack.serve("api-uncached", VIDIVO_PUBLIC_LINK_CACHE_SECONDS="0")
+    uncached_base, uncached = stack.serve("api-uncached", VIDIVO_PUBLIC_LINK_CACHE_SECONDS="0")
     figures["uncached"] = _paired(
         repeats,
         seconds,
         {"url": f"{uncached_base}/v1/links/{code}"},
         {"url": f"{bare}/v1/links/{code}"},
     )
+    # Stopped at once: its pool would hold PostgreSQL connections the others need.
+    uncached.terminate()
+    uncached.wait(timeout=20)
     insert = {"url": f"{bare}/bare/insert?host={bench_id}", "method": "POST", "body": LINK_BODY}
     figures["create"] = _paired(
         repeats,
