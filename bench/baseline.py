@@ -1,21 +1,148 @@
-"""The bare stack: a minimal ASGI app on the same server (uvicorn) and database doing one
-indexed SELECT of the row a public link view needs. Vidivo's figures are read against it."""
+"""The bare stack: a minimal raw ASGI app on the same server (uvicorn) and the same database,
+doing the least each Vidivo path must do. Vidivo's figures are read against it.
+
+- `GET /v1/links/{code}`: one indexed SELECT of the row a public link view needs.
+- `POST /bare/insert?host=…`: one INSERT of a link row (what creating a link or starting a
+  session must at least write), committed.
+- `GET /bare/keyset?host=…`: one 20-row keyset SELECT of a host's links, newest first (the
+  first page of a listing; 21 rows read, to know whether there is more).
+
+On PostgreSQL (`BENCH_DSN=postgresql://…`) it uses an asyncpg pool of 10; on SQLite
+(`BENCH_DSN=sqlite:///…`, the same file Vidivo serves) one aiosqlite connection in WAL mode
+with autocommit, which is what one process can do with SQLite's single writer.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import asyncpg
 import orjson
 import uvicorn
+from ulid import ULID
 
-QUERY = (
+LOOKUP = (
     "SELECT l.short_code, l.rate_cents, l.window_size_minutes, l.is_active, "
     "l.scheduled_start, l.scheduled_end, u.display_name "
     "FROM links l JOIN users u ON u.id = l.host_id WHERE l.short_code = $1"
 )
+INSERT = (
+    "INSERT INTO links (id, short_code, host_id, rate_cents, window_size_minutes, use_count, "
+    "is_active, created_at) VALUES ($1, $2, $3, 250, 10, 0, true, $4)"
+)
+KEYSET = (
+    "SELECT id, short_code, rate_cents, window_size_minutes, expires_at, max_uses, use_count, "
+    "label, is_active, created_at FROM links WHERE host_id = $1 ORDER BY id DESC LIMIT 21"
+)
 state: dict[str, Any] = {}
+
+
+class Postgres:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, max_size=10)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(sql, *args)
+        return dict(row) if row is not None else None
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql, *args)]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.pool.execute(sql, *args)
+
+    def now(self) -> Any:
+        return datetime.now(UTC)
+
+
+class Sqlite:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    async def open(self) -> None:
+        import aiosqlite
+
+        self.db = await aiosqlite.connect(self.path, isolation_level=None)
+        self.db.row_factory = aiosqlite.Row
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute("PRAGMA busy_timeout=10000")
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        for n in range(9, 0, -1):
+            sql = sql.replace(f"${n}", "?")
+        return sql.replace("true", "1")
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        async with self.db.execute(self._sql(sql), args) as cursor:
+            row = await cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with self.db.execute(self._sql(sql), args) as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.db.execute(self._sql(sql), args)
+
+    def now(self) -> Any:
+        return datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _database(url: str) -> Postgres | Sqlite:
+    if url.startswith("sqlite"):
+        return Sqlite(url.split(":///", 1)[1])
+    return Postgres(url)
+
+
+def _cents(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+async def _answer(scope: dict[str, Any]) -> tuple[int, bytes]:
+    db: Postgres | Sqlite = state["db"]
+    path: str = scope["path"]
+    query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+    if path == "/bare/insert":
+        link_id, code = str(ULID()), secrets.token_hex(5)
+        await db.execute(INSERT, link_id, code, query["host"], db.now())
+        return 201, orjson.dumps({"link": {"id": link_id, "short_code": code}})
+    if path == "/bare/keyset":
+        rows = await db.fetch(KEYSET, query["host"])
+        links = [
+            {**r, "rate_per_minute": _cents(r.pop("rate_cents")), "is_active": bool(r["is_active"])}
+            for r in rows[:20]
+        ]
+        return 200, orjson.dumps(
+            {"links": links, "pagination": {"has_more": len(rows) > 20}}, default=str
+        )
+    row = await db.fetchrow(LOOKUP, path.rsplit("/", 1)[-1])
+    if row is None:
+        return 404, orjson.dumps({"error": {"code": "not_found"}})
+    return 200, orjson.dumps(
+        {
+            "link": {
+                "short_code": row["short_code"],
+                "rate_per_minute": _cents(row["rate_cents"]),
+                "window_size_minutes": row["window_size_minutes"],
+                "is_active": bool(row["is_active"]),
+                "host": {"display_name": row["display_name"]},
+            }
+        }
+    )
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -23,29 +150,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                state["pool"] = await asyncpg.create_pool(os.environ["BENCH_DSN"], max_size=10)
+                state["db"] = _database(os.environ["BENCH_DSN"])
+                await state["db"].open()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await state["pool"].close()
+                await state["db"].close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    code = scope["path"].rsplit("/", 1)[-1]
-    row = await state["pool"].fetchrow(QUERY, code)
-    if row is None:
-        status, body = 404, orjson.dumps({"error": {"code": "not_found"}})
-    else:
-        status = 200
-        body = orjson.dumps(
-            {
-                "link": {
-                    "short_code": row["short_code"],
-                    "rate_per_minute": f"{row['rate_cents'] // 100}.{row['rate_cents'] % 100:02d}",
-                    "window_size_minutes": row["window_size_minutes"],
-                    "is_active": row["is_active"],
-                    "host": {"display_name": row["display_name"]},
-                }
-            }
-        )
+    if scope["method"] == "POST":  # drain the body, as any server must
+        while (await receive()).get("more_body"):
+            pass
+    status, body = await _answer(scope)
     await send(
         {
             "type": "http.response.start",

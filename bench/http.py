@@ -1,14 +1,25 @@
-"""HTTP load with wrk: requests/s and latency percentiles, parsed from `wrk --latency`."""
+"""HTTP load with wrk (requests/s and latency percentiles, parsed from `wrk --latency`), and
+the HTTP section of the results: each path against the bare stack, alternated run by run."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from ulid import ULID
+
+from bench.stack import DSN, PASSWORD, Stack
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -76,3 +87,209 @@ def median(figures: list[Figure]) -> Figure:
         statistics.median(f.p99_ms for f in figures),
         sum(f.non_2xx for f in figures),
     )
+
+
+# --- the HTTP section of bench/RESULTS.md ---------------------------------------------------
+
+LINK_BODY = '{"rate_per_minute": "2.50", "window_size_minutes": 10}'
+START_BODY = (
+    '{"guest_name": "Bench", "guest_email": "guest@example.com", '
+    '"payment_method_id": "pm_card_visa"}'
+)
+# The targets of issue 15: (throughput ratio at least, p99 ratio at most).
+TARGETS = {
+    "public": (0.8, 1.5),
+    "create": (0.25, 3.0),
+    "list": (0.25, 3.0),
+    "start": (0.10, 3.0),
+}
+
+
+def _token(base: str, email: str) -> str:
+    response = httpx.post(f"{base}/v1/auth/token", json={"email": email, "password": PASSWORD})
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def _seed_rows(host_id: str, count: int) -> list[tuple[Any, ...]]:
+    start = datetime.now(UTC) - timedelta(days=30)
+    rows = []
+    for n in range(count):
+        moment = start + timedelta(seconds=n)
+        rows.append(
+            (str(ULID.from_datetime(moment)), f"b{n:09d}", host_id, 250, 10, 0, True, moment)
+        )
+    return rows
+
+
+_COLUMNS = [
+    "id", "short_code", "host_id", "rate_cents", "window_size_minutes", "use_count",
+    "is_active", "created_at",
+]  # fmt: skip
+
+
+async def _seed_postgres(email: str, count: int) -> str:
+    connection = await asyncpg.connect(DSN)
+    try:
+        host_id = str(await connection.fetchval("SELECT id FROM users WHERE email = $1", email))
+        await connection.copy_records_to_table(
+            "links", records=_seed_rows(host_id, count), columns=_COLUMNS
+        )
+        return host_id
+    finally:
+        await connection.close()
+
+
+def _seed_sqlite(path: Path, email: str, count: int) -> str:
+    with sqlite3.connect(path) as connection:
+        host_id = str(
+            connection.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
+        )
+        rows = [
+            (*r[:7], r[7].replace(tzinfo=None).isoformat(sep=" "))
+            for r in _seed_rows(host_id, count)
+        ]
+        connection.executemany(
+            f"INSERT INTO links ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 8)})", rows
+        )
+        return host_id
+
+
+def host_id_of(stack: Stack, email: str) -> str:
+    if stack.sqlite_file is not None:
+        with sqlite3.connect(stack.sqlite_file) as connection:
+            return str(
+                connection.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
+            )
+
+    async def fetch() -> str:
+        connection = await asyncpg.connect(DSN)
+        try:
+            return str(await connection.fetchval("SELECT id FROM users WHERE email = $1", email))
+        finally:
+            await connection.close()
+
+    return str(asyncio.run(fetch()))
+
+
+def _paired(
+    repeats: int, seconds: int, ours: dict[str, Any], bare: dict[str, Any]
+) -> tuple[Figure, Figure]:
+    """Ours and the bare stack's, alternated run by run so both see the same machine."""
+    ours_runs, bare_runs = [], []
+    for _ in range(repeats):
+        bare_runs.append(wrk(seconds=seconds, **bare))
+        ours_runs.append(wrk(seconds=seconds, **ours))
+    return median(ours_runs), median(bare_runs)
+
+
+def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
+    """Every authenticated hot path and the public view against the bare stack: the table."""
+    for email, name in (("bench@example.com", "Bench Host"), ("many@example.com", "Many Links")):
+        stack.cli("hosts", "create", "--email", email, "--password", PASSWORD,
+                  "--display-name", name, "--verified", "--connected")  # fmt: skip
+    if stack.sqlite_file is not None:
+        many_id = _seed_sqlite(stack.sqlite_file, "many@example.com", 10_000)
+    else:
+        many_id = asyncio.run(_seed_postgres("many@example.com", 10_000))
+    bench_id = host_id_of(stack, "bench@example.com")
+    base, _ = stack.serve()
+    bare = stack.baseline()
+    auth = {
+        "Authorization": f"Bearer {_token(base, 'bench@example.com')}",
+        "Content-Type": "application/json",
+    }
+    link = httpx.post(
+        f"{base}/v1/links",
+        headers=auth,
+        json={"rate_per_minute": "2.50", "window_size_minutes": 10},
+    ).json()["link"]
+    code = link["short_code"]
+    figures: dict[str, tuple[Figure, Figure]] = {}
+
+    figures["public"] = _paired(
+        repeats, seconds, {"url": f"{base}/v1/links/{code}"}, {"url": f"{bare}/v1/links/{code}"}
+    )
+    # The same view with the cache off: every request reads the database, like the baseline.
+    uncached_base, uncached = stack.serve("api-uncached", VIDIVO_PUBLIC_LINK_CACHE_SECONDS="0")
+    figures["uncached"] = _paired(
+        repeats,
+        seconds,
+        {"url": f"{uncached_base}/v1/links/{code}"},
+        {"url": f"{bare}/v1/links/{code}"},
+    )
+    # Stopped at once: its pool would hold PostgreSQL connections the others need.
+    uncached.terminate()
+    uncached.wait(timeout=20)
+    insert = {"url": f"{bare}/bare/insert?host={bench_id}", "method": "POST", "body": LINK_BODY}
+    figures["create"] = _paired(
+        repeats,
+        seconds,
+        {"url": f"{base}/v1/links", "method": "POST", "body": LINK_BODY, "headers": auth},
+        insert,
+    )
+    many = {"Authorization": f"Bearer {_token(base, 'many@example.com')}"}
+    cursor = None
+    with httpx.Client(base_url=base, headers=many) as client:
+        for _ in range(499):
+            params = {"limit": "20", **({"cursor": cursor} if cursor else {})}
+            cursor = client.get("/v1/links", params=params).json()["pagination"]["cursor"]
+    keyset = {"url": f"{bare}/bare/keyset?host={many_id}"}
+    figures["list"] = _paired(
+        repeats, seconds, {"url": f"{base}/v1/links?limit=20", "headers": many}, keyset
+    )
+    figures["page500"] = _paired(
+        repeats,
+        seconds,
+        {"url": f"{base}/v1/links?limit=20&cursor={cursor}", "headers": many},
+        keyset,
+    )
+    figures["start"] = _paired(
+        repeats,
+        seconds,
+        {
+            "url": f"{base}/v1/links/{code}/sessions",
+            "method": "POST",
+            "body": START_BODY,
+            "headers": {"Content-Type": "application/json"},
+        },
+        insert,
+    )
+    names = {
+        "public": ("`GET /v1/links/{short_code}` (public view, cached)", "one indexed SELECT"),
+        "uncached": ("the same with the cache off (one SELECT per request)", "one indexed SELECT"),
+        "create": ("`POST /v1/links`", "one INSERT"),
+        "list": ("`GET /v1/links?limit=20`, page 1 of a 10,000-link host", "20-row keyset SELECT"),
+        "page500": ("`GET /v1/links?limit=20`, page 500 of the same host", "20-row keyset SELECT"),
+        "start": ("`POST /v1/links/{code}/sessions` (simulated provider)", "one INSERT"),
+    }
+    lines = [
+        "| path | bare stack doing | Vidivo req/s | bare req/s | **ratio** | Vidivo p50 ms "
+        "| Vidivo p99 ms | bare p99 ms | **p99 ratio** | non-2xx (Vidivo / bare) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, (ours, theirs) in figures.items():
+        name, doing = names[key]
+        lines.append(
+            f"| {name} | {doing} | {ours.rps:,.0f} | {theirs.rps:,.0f} "
+            f"| **{ours.rps / theirs.rps:.2f}×** | {ours.p50_ms:.1f} | {ours.p99_ms:.1f} "
+            f"| {theirs.p99_ms:.1f} | **{ours.p99_ms / theirs.p99_ms:.2f}×** "
+            f"| {ours.non_2xx} / {theirs.non_2xx} |"
+        )
+    lines.append("")
+    verdicts = []
+    for key, (at_least, p99_at_most) in TARGETS.items():
+        ours, theirs = figures[key]
+        ratio, p99 = ours.rps / theirs.rps, ours.p99_ms / theirs.p99_ms
+        met = ratio >= at_least and p99 <= p99_at_most and ours.non_2xx == 0
+        verdicts.append(
+            f"- {names[key][0]}: throughput ≥ {at_least}× (got {ratio:.2f}×), p99 ≤ "
+            f"{p99_at_most}× (got {p99:.2f}×), no non-2xx (got {ours.non_2xx}): "
+            f"**{'met' if met else 'NOT met'}**"
+        )
+    page1, page500 = figures["list"][0], figures["page500"][0]
+    verdicts.append(
+        f"- Deep pages cost what page 1 costs: page 500 at {page500.rps / page1.rps:.2f}× "
+        "the throughput of page 1."
+    )
+    return lines + verdicts

@@ -45,6 +45,7 @@ from vidivo.core.public_url import RedirectsToPublicBase
 from vidivo.core.ratelimit import RateLimiter
 from vidivo.core.request_ids import RequestIds
 from vidivo.core.schemas import error_responses
+from vidivo.links.fast_list import HostLinkListFastPath
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
@@ -264,6 +265,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         clock=context.clock,
         base_url=settings.public_base_url,
         presence_timeout=presence_timeout(settings.signal_idle_timeout_seconds),
+    )
+    app.add_middleware(
+        HostLinkListFastPath,
+        engine=context.engine,
+        tokens=context.tokens,
+        cursors=context.cursors,
+        base_url=settings.public_base_url,
     )
     app.add_middleware(
         RequestBodyPolicy,

@@ -92,7 +92,12 @@ def create_engine(database_url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it cost a round trip on every checkout. A connection PostgreSQL dropped
+    # (a restart) fails the one statement that uses it; SQLAlchemy then marks the whole pool
+    # stale, so that request answers 503 and the next ones connect afresh. Twenty connections
+    # stay open, so a busy instance does not open and close overflow connections (a new
+    # PostgreSQL backend each) request after request; at most 30 in all, as before.
+    return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=False)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

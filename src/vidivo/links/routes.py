@@ -19,7 +19,6 @@ from vidivo.core.deps import (
     DbSession,
     SessionFactory,
 )
-from vidivo.core.money import format_cents
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
 from vidivo.idempotency import service as idempotency
@@ -36,6 +35,7 @@ from vidivo.links.schemas import (
     LinkSummary,
     OwnerLink,
 )
+from vidivo.links.views import summary_fields
 
 router = APIRouter(tags=["links"])
 
@@ -49,25 +49,9 @@ async def require_link_creator(principal: CurrentHost, db: DbSession) -> Princip
 LinkCreator = Annotated[Principal, Depends(require_link_creator)]
 
 
-def _summary_fields(base_url: str, link: Link) -> dict[str, object]:
-    return {
-        "id": link.id,
-        "short_code": link.short_code,
-        "url": f"{base_url}/c/{link.short_code}",
-        "rate_per_minute": format_cents(link.rate_cents),
-        "window_size_minutes": link.window_size_minutes,
-        "expires_at": link.expires_at,
-        "max_uses": link.max_uses,
-        "use_count": link.use_count,
-        "label": link.label,
-        "is_active": link.is_active,
-        "created_at": link.created_at,
-    }
-
-
 def link_out(base_url: str, link: Link) -> LinkOut:
     return LinkOut(
-        **_summary_fields(base_url, link),
+        **summary_fields(base_url, link),
         host_id=link.host_id,
         scheduled_start=link.scheduled_start,
         scheduled_end=link.scheduled_end,
@@ -144,7 +128,7 @@ async def list_links(
     )
     return LinkListResponse(
         links=[
-            LinkSummary(**_summary_fields(settings.public_base_url, link)) for link in page.links
+            LinkSummary(**summary_fields(settings.public_base_url, link)) for link in page.links
         ],
         pagination=Pagination(cursor=page.cursor, has_more=page.has_more, limit=page.limit),
     )

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vidivo.auth.availability import availability_of, dashboard_open_clause, fresh_since
 from vidivo.auth.models import User
 from vidivo.core.clock import Clock
-from vidivo.core.db import looks_like_id, utc_now_seconds
+from vidivo.core.db import looks_like_id, new_id, utc_now_seconds
 from vidivo.core.errors import ApiError, Forbidden, NotFound, ValidationFailed
 from vidivo.core.money import format_cents, parse_amount_to_cents
 from vidivo.core.pagination import MAX_LIMIT, CursorSigner, keyset_page
@@ -83,14 +85,11 @@ async def create_link(db: AsyncSession, clock: Clock, host: User, body: LinkCrea
     await ensure_can_create_links(db, host)
     now = clock.now()
     _validate_times(body, now)
+    insert = postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     for _ in range(_CODE_ATTEMPTS):
-        code = new_short_code()
-        # Checked rather than caught: a failed INSERT would doom the whole transaction (and
-        # SQLite has no dependable savepoints). A duplicate among 36^10 codes is not expected.
-        if await db.scalar(select(Link.id).where(Link.short_code == code)) is not None:
-            continue
         link = Link(
-            short_code=code,
+            id=new_id(),
+            short_code=new_short_code(),
             host_id=host.id,
             rate_cents=parse_amount_to_cents(body.rate_per_minute),
             window_size_minutes=body.window_size_minutes,
@@ -101,11 +100,22 @@ async def create_link(db: AsyncSession, clock: Clock, host: User, body: LinkCrea
             scheduled_start=body.scheduled_start,
             scheduled_end=body.scheduled_end,
             is_active=True,
+            deleted_at=None,
             created_at=utc_now_seconds(now),
         )
-        db.add(link)
-        await db.flush()
-        return link
+        # One statement that skips a taken code rather than failing on it: a failed INSERT
+        # would doom the whole transaction (and SQLite has no dependable savepoints). A
+        # duplicate among 36^10 codes is not expected. The row is written with Core; the
+        # entity returned is not tracked by the session (nothing changes it afterwards).
+        values = {column.key: getattr(link, column.key) for column in Link.__table__.columns}
+        statement = (
+            insert(Link)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[Link.short_code])
+            .returning(Link.id)
+        )
+        if await db.scalar(statement) is not None:
+            return link
     raise ApiError("Could not allocate a short code; try again.")
 
 
