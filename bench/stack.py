@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "vidivo_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "vidivo_bench")
 DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/{DB_NAME}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "bench password 123"
