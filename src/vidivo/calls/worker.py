@@ -68,15 +68,18 @@ class BillingWorker:
     async def _advance(self, session_id: str) -> None:
         async with self._concurrency:
             with logged_call_session(session_id):
+                released = False
                 try:
-                    await self._engine.advance(session_id)
+                    # The engine gives the lease back in its last transaction when it can.
+                    released = await self._engine.advance(session_id, lease_owner=self.worker_id)
                 except Exception as exc:
                     if is_database_outage(exc):  # its lease runs out; the next pass carries on
                         log.warning("session %s waits for the database: %s", session_id, exc)
                     else:
                         log.exception("advancing session %s failed; retried later", session_id)
                 finally:
-                    await self._release(session_id)
+                    if not released:
+                        await self._release(session_id)
 
     async def run_due(self) -> int:
         """Advance every due session once, several at a time, then resume the refunds due;

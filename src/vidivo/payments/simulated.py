@@ -175,36 +175,42 @@ class SimulatedProvider:
         """Stripe's idempotency: the same key and parameters give the first outcome again
         (errors included); the same key with other parameters is refused.
 
-        The operation's writes and its idempotency record commit in one transaction, so a
-        process killed halfway leaves no trace and a retry with the same key runs afresh;
-        a concurrent request with the same key waits for the first one's commit."""
+        The operation runs first and its idempotency record is inserted last, with the
+        outcome, in the same transaction: one statement fewer than writing the key first and
+        its outcome after. A process killed halfway leaves no trace and a retry with the same
+        key runs afresh; a request whose key another one committed meanwhile (or is
+        committing: the insert waits for it) is rolled back, its work with it, and answered
+        with the stored outcome."""
         await self._network()
         fingerprint = hashlib.sha256(
             json.dumps([operation, params], sort_keys=True, default=str).encode()
         ).hexdigest()
         async with self._factory() as db:
-            record = SimIdempotencyKey(
-                key=key, fingerprint=fingerprint, created_at=self._clock.now()
-            )
-            db.add(record)
+            outcome: T | PaymentError
             try:
-                await db.flush()
-            except IntegrityError:
-                await db.rollback()
-                return cast(T, await self._replay(db, key, fingerprint))
-            try:
-                result: T = await run(db)
+                outcome = await run(db)
             except (CardDeclined, AuthenticationRequired, InvalidPaymentRequest) as error:
                 # Stripe keeps a refusal under its key, with whatever the attempt recorded.
-                record.result_json = _encode(error)
-                await db.commit()
-                raise
+                outcome = error
             except BaseException:
                 await db.rollback()  # like Stripe after a 5xx: the key can be retried
                 raise
-            record.result_json = _encode(result)
-            await db.commit()
-            return result
+            db.add(
+                SimIdempotencyKey(
+                    key=key,
+                    fingerprint=fingerprint,
+                    result_json=_encode(outcome),
+                    created_at=self._clock.now(),
+                )
+            )
+            try:
+                await db.commit()
+            except IntegrityError:
+                await db.rollback()
+                return cast(T, await self._replay(db, key, fingerprint))
+        if isinstance(outcome, PaymentError):
+            raise outcome
+        return outcome
 
     @staticmethod
     async def _replay(db: AsyncSession, key: str, fingerprint: str) -> object:

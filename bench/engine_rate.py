@@ -1,0 +1,150 @@
+"""How fast one worker process advances provider actions, and what each one costs.
+
+A burst, not a schedule: `sessions` calls go live, their first renewals are decided, then
+the clock jumps one window ahead so every call has the same two actions due at once (the
+used-up window's capture and the next window's hold), and one `run_due()` works them off.
+The simulated provider answers at once (0 ms): what is left is our own CPU and database work.
+Statements are counted with a SQLAlchemy cursor listener, split between the engine's own
+tables and the simulated provider's (`sim_*`), which a real Stripe would not cost us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import os
+import resource
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.engine import Recorder, Scenario, _instrument, _join, _settings, _started_calls
+from bench.stack import recreate_database
+from vidivo.app import build_context
+from vidivo.core.clock import TestClock
+from vidivo.migrate import upgrade_to_head
+
+
+@dataclass
+class StatementCount:
+    ours: int = 0
+    simulated: int = 0
+    commits: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def attach(self, engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def counted(*args: Any) -> None:
+            statement = str(args[2])
+            if "sim_" in statement:
+                self.simulated += 1
+            else:
+                self.ours += 1
+                kind = statement.split(None, 1)[0].upper()
+                self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+        @event.listens_for(engine.sync_engine, "commit")
+        def committed(*_: Any) -> None:
+            self.commits += 1
+
+    def reset(self) -> None:
+        self.ours = self.simulated = self.commits = 0
+        self.by_kind = {}
+
+
+def _profiler() -> cProfile.Profile | None:
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+async def measure_rate(sessions: int, concurrency: int, database_url: str) -> dict[str, float]:
+    """Provider actions a second (and CPU seconds, statements, transactions per action) of
+    one worker process working off a burst of due actions."""
+    if database_url.startswith("postgresql"):
+        await recreate_database()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        if database_url == "sqlite":  # the embedded default: a file in the data folder
+            database_url = f"sqlite:///{folder / 'vidivo.sqlite3'}"
+        scenario = Scenario(sessions, 1, 10_000, concurrency, latency_ms=0)
+        await asyncio.to_thread(upgrade_to_head, database_url)
+        clock = TestClock()
+        ids = await _started_calls(folder, scenario, clock, database_url=database_url)
+        settings = _settings(folder, scenario, latency_ms=0, ceiling=10_000)
+        context = build_context(settings.model_copy(update={"database_url": database_url}), clock)
+        recorder = Recorder()
+        _instrument(context, recorder)
+        await _join(context, ids)
+        await context.worker.run_due()  # the second windows' holds, due at once
+        rss_before = _rss_mib()
+        counter = StatementCount()
+        counter.attach(context.engine)
+        clock.advance(61)  # every first window used up, every third window's hold due
+        recorder.calls = 0
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        profiler = _profiler()
+        await context.worker.run_due()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["BENCH_PROFILE"])
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+        rss_after = _rss_mib()
+        await context.engine.dispose()
+    actions = max(recorder.calls, 1)
+    return {
+        "sessions": sessions,
+        "actions": recorder.calls,
+        "wall": wall,
+        "actions_per_second": recorder.calls / wall,
+        "cpu_ms_per_action": 1000 * cpu / actions,
+        "ours_per_action": counter.ours / actions,
+        "simulated_per_action": counter.simulated / actions,
+        "commits_per_action": counter.commits / actions,
+        "rss_mib": rss_after,
+        "rss_growth_kib_per_call": 1024 * (rss_after - rss_before) / sessions,
+        **{f"kind_{k}": v / actions for k, v in counter.by_kind.items()},
+    }
+
+
+def rate_lines(results: list[tuple[str, dict[str, float]]]) -> list[str]:
+    lines = [
+        "| database | live calls | actions in the burst | provider actions/s "
+        "| CPU ms per action | our statements per action | simulated provider's "
+        "| commits per action |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results:
+        lines.append(
+            f"| {name} | {r['sessions']:,.0f} | {r['actions']:,.0f} "
+            f"| {r['actions_per_second']:.0f} | {r['cpu_ms_per_action']:.2f} "
+            f"| {r['ours_per_action']:.1f} | {r['simulated_per_action']:.1f} "
+            f"| {r['commits_per_action']:.1f} |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    from bench.stack import DSN
+
+    url = sys.argv[3] if len(sys.argv) > 3 else DSN
+    out = asyncio.run(measure_rate(int(sys.argv[1]), int(sys.argv[2]), url))
+    print(json.dumps(out, indent=1))
