@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vidivo.calls.terms import CallTerms, SpendingCapTooLow, fee_basis_points, refunded_fee_cents
+from vidivo.calls.terms import CallTerms, SpendingCapTooLow, fee_basis_points
+from vidivo.core.money import refunded_fee_cents
 
 rates = st.integers(min_value=50, max_value=99_999)
 window_sizes = st.integers(min_value=1, max_value=60)

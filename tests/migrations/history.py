@@ -3,9 +3,11 @@ state, written the way that release wrote them, at schema revision 0001.
 
 Our rows go in with plain SQL against the tables as 0001 made them (reflected from the
 database, so a column 0001 did not have cannot slip in). The provider's side is made by the
-simulated provider itself, whose tables 0002 leaves alone, under the keys the engine used
-(`session:{id}:window:{n}:{action}`): after the upgrade its replays, captures and cancels
-find what a real provider would hold.
+simulated provider itself under the keys the engine used (`session:{id}:window:{n}:{action}`):
+after the upgrade its replays, captures and cancels find what a real provider would hold.
+Today's provider writes columns 0008 added to its tables, so it keeps its records in a store
+of its own at head while the history is written, and they are then copied in with the
+columns 0001 had (what the provider of that release would have left).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidivo.auth.passwords import hash_password
@@ -66,15 +68,17 @@ class _Call:
     rows: list[Row] = field(default_factory=list)
 
 
-async def write_history(database_url: str) -> History:
-    """The history, written into a database migrated to revision 0001."""
+async def write_history(database_url: str, provider_store_url: str) -> History:
+    """The history, written into a database migrated to revision 0001 (the provider's
+    records made in `provider_store_url`, a database at head, and copied in)."""
     engine = create_engine(database_url)
+    provider_engine = create_engine(provider_store_url)
     try:
         metadata = MetaData()
         async with engine.connect() as connection:
             await connection.run_sync(metadata.reflect)
         assert "refund_reserved_cents" not in metadata.tables["call_sessions"].c, "not 0001"
-        deployment = _Deployment(engine, metadata.tables)
+        deployment = _Deployment(engine, metadata.tables, provider_engine)
         await deployment.host()
         card_retry, in_flight_hold = await deployment.card_retry_call()
         calls = {
@@ -86,22 +90,40 @@ async def write_history(database_url: str) -> History:
             "ended": await deployment.ended_call(),
             "refunded": await deployment.refunded_call(),
         }
+        await deployment.copy_provider_records()
     finally:
         await engine.dispose()
+        await provider_engine.dispose()
     return History(HOST_EMAIL, calls, in_flight_hold.id)
 
 
 class _Deployment:
-    def __init__(self, engine: AsyncEngine, tables: Any) -> None:
+    def __init__(self, engine: AsyncEngine, tables: Any, provider_engine: AsyncEngine) -> None:
         self.engine = engine
+        self.provider_engine = provider_engine
         self.tables: dict[str, Table] = dict(tables)
         self.clock = TestClock(before(minutes=60 * 24 * 30))
         self.provider = SimulatedProvider(
-            create_session_factory(engine), self.clock, "https://vidivo.test"
+            create_session_factory(provider_engine), self.clock, "https://vidivo.test"
         )
         self.host_id = new_id()
         self.link_id = new_id()
         self.account_id = ""
+
+    async def copy_provider_records(self) -> None:
+        """The provider's rows, with only the columns its tables had at 0001."""
+        theirs = MetaData()
+        async with self.provider_engine.connect() as connection:
+            await connection.run_sync(theirs.reflect)
+            rows: list[Row] = []
+            for name, table in self.tables.items():
+                if name.startswith("sim_"):
+                    found = await connection.execute(select(theirs.tables[name]))
+                    rows += [
+                        (name, {column.name: row[column.name] for column in table.c})
+                        for row in found.mappings()
+                    ]
+        await self.insert(rows)
 
     async def insert(self, rows: list[Row]) -> None:
         # The provider is never called inside this transaction: on SQLite its own writes

@@ -79,9 +79,23 @@ async def migrate(url: str, revision: str, *, down: bool = False, **options: Any
     await asyncio.to_thread(run, alembic_config(url, **options), revision)
 
 
+async def provider_store(url: str) -> str:
+    """Where the simulated provider keeps its records while the history is written."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        return f"sqlite:///{Path(parsed.database).with_suffix('.provider.sqlite3')}"
+    store = parsed.set(database=f"{parsed.database}_provider")
+    url = store.render_as_string(hide_password=False)
+    await asyncio.to_thread(_recreate_postgres_database, url)
+    return url
+
+
 async def history_at_0001(url: str) -> History:
     await migrate(url, "0001")
-    return await write_history(url)
+    store = await provider_store(url)
+    await migrate(store, "head")
+    return await write_history(url, store)
 
 
 async def rows_of_every_table(url: str) -> dict[str, list[dict[str, Any]]]:

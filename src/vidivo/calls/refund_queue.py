@@ -32,9 +32,8 @@ from vidivo.calls.models import (
     SessionRefund,
     WindowState,
 )
-from vidivo.calls.terms import refunded_fee_cents
 from vidivo.core.clock import Clock
-from vidivo.core.money import format_cents
+from vidivo.core.money import format_cents, refunded_fee_cents
 from vidivo.mail.letters import queue_letter
 from vidivo.payments.provider import (
     PaymentError,

@@ -45,14 +45,6 @@ def fee_basis_points(fee_percent: Decimal) -> int:
     return int((fee_percent * 100).to_integral_value(ROUND_HALF_UP))
 
 
-def refunded_fee_cents(fee_cents: int, captured_cents: int, refund_cents: int) -> int:
-    """The platform's share handed back with a refund: the fee's share of the refunded part,
-    rounded down, so the fee handed back never exceeds the fee taken."""
-    if captured_cents <= 0:
-        return 0
-    return fee_cents * refund_cents // captured_cents
-
-
 def first_hold_cents_for_link(rate_cents: int, window_minutes: int) -> int:
     """What starting a call on a link holds first when the guest sets no spending cap (the
     guest page says so before any card is asked for). Fee and grace do not change a hold."""

@@ -20,3 +20,15 @@ def format_cents(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     whole, part = divmod(abs(cents), 100)
     return f"{sign}{whole}.{part:02d}"
+
+
+def refunded_fee_cents(fee_cents: int, captured_cents: int, refund_cents: int) -> int:
+    """The platform's share handed back with a refund: the fee's share of the refunded part,
+    rounded down, so the fee handed back never exceeds the fee taken.
+
+    Here, below both, because two parts apply it: the ledger (calls) when it records a
+    refund, and the simulated provider when it moves the host's balance as Stripe does with
+    `refund_application_fee`."""
+    if captured_cents <= 0:
+        return 0
+    return fee_cents * refund_cents // captured_cents

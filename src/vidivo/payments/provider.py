@@ -11,6 +11,7 @@ locks (and on SQLite the simulated provider's own writes would wait on ours).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -72,6 +73,31 @@ class Refund:
     hold_id: str
     amount_cents: int
     status: str
+
+
+class PayoutStatus(StrEnum):
+    """Stripe's payout states: money on its way to the host's bank, or not."""
+
+    PAID = "paid"  # arrived at the bank
+    PENDING = "pending"  # created, not yet sent
+    IN_TRANSIT = "in_transit"  # sent, not yet arrived
+    FAILED = "failed"  # the bank refused it; the money went back to the balance
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class Payout:
+    """One payout from a host's connected account to their bank (integer cents)."""
+
+    id: str
+    amount_cents: int
+    currency: str
+    status: PayoutStatus
+    arrival_date: date  # the day the bank should have it (expected, until `paid`)
+    created_at: datetime
+
+
+MAX_PAYOUTS_LISTED = 100  # Stripe's largest page
 
 
 class PaymentError(Exception):
@@ -145,3 +171,8 @@ class PaymentProvider(Protocol):
     async def cancel_hold(self, hold_id: str, *, idempotency_key: str) -> Hold: ...
 
     async def refund(self, hold_id: str, *, amount_cents: int, idempotency_key: str) -> Refund: ...
+
+    async def list_payouts(self, account_id: str, *, limit: int) -> list[Payout]:
+        """The connected account's latest payouts, newest first, at most `limit`
+        (1 to MAX_PAYOUTS_LISTED). A read: no idempotency key."""
+        ...

@@ -58,6 +58,8 @@ class SimPaymentIntent(Base):
     description: Mapped[str] = mapped_column(String(500))
     metadata_json: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the capture moved the money to the host's balance (NULL before 0008: created_at).
+    captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class SimRefund(Base):
@@ -66,6 +68,8 @@ class SimRefund(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     payment_intent_id: Mapped[str] = mapped_column(String(40), index=True)
     amount: Mapped[int] = mapped_column(Integer)
+    # The platform fee handed back with it (`refund_application_fee`), to the host's balance.
+    application_fee_refunded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -25,12 +25,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
-from vidivo.core.money import format_cents
+from vidivo.core.money import format_cents, refunded_fee_cents
 from vidivo.payments.provider import (
     AccountStatus,
     AuthenticationRequired,
@@ -41,6 +42,7 @@ from vidivo.payments.provider import (
     HoldStatus,
     InvalidPaymentRequest,
     PaymentError,
+    Payout,
     Refund,
     TransientPaymentError,
 )
@@ -52,6 +54,7 @@ from vidivo.payments.sim_models import (
     SimPaymentIntent,
     SimRefund,
 )
+from vidivo.payments.sim_payouts import BalanceChange, daily_payouts
 
 # Card networks let an uncaptured authorization lapse; Stripe cancels it after 7 days.
 AUTHORIZATION_LIFETIME = timedelta(days=7)
@@ -401,6 +404,7 @@ class SimulatedProvider:
             intent.status = HoldStatus.SUCCEEDED
             intent.amount_captured = amount_cents
             intent.application_fee = application_fee_cents
+            intent.captured_at = self._clock.now()
             await db.flush()
             return _hold(intent, self._base)
 
@@ -435,6 +439,10 @@ class SimulatedProvider:
                 id=_sim_id("re"),
                 payment_intent_id=hold_id,
                 amount=amount_cents,
+                # `refund_application_fee`: the fee's share goes back to the host's balance.
+                application_fee_refunded=refunded_fee_cents(
+                    intent.application_fee, intent.amount_captured, amount_cents
+                ),
                 created_at=self._clock.now(),
             )
             db.add(refund)
@@ -443,6 +451,43 @@ class SimulatedProvider:
 
         params = {"hold": hold_id, "amount": amount_cents}
         return await self._once(idempotency_key, "refund", params, run)
+
+    # Payouts -----------------------------------------------------------------------
+
+    async def list_payouts(self, account_id: str, *, limit: int) -> list[Payout]:
+        await self._network()
+        async with self._factory() as db:
+            if await db.get(SimAccount, account_id) is None:
+                raise InvalidPaymentRequest(f"No such account: {account_id}")
+            changes = await _balance_changes(db, account_id)
+        return daily_payouts(account_id, changes, self._clock.now(), limit=limit)
+
+
+async def _balance_changes(db: AsyncSession, account_id: str) -> list[BalanceChange]:
+    """What moved the account's balance: captures (less the fee), refunds (less the fee
+    handed back), from the simulated provider's own records."""
+    captured = (
+        await db.execute(
+            select(
+                SimPaymentIntent.amount_captured - SimPaymentIntent.application_fee,
+                SimPaymentIntent.captured_at,
+                SimPaymentIntent.created_at,
+            ).where(
+                SimPaymentIntent.destination_account_id == account_id,
+                SimPaymentIntent.status == HoldStatus.SUCCEEDED,
+            )
+        )
+    ).all()
+    refunded = (
+        await db.execute(
+            select(SimRefund.amount - SimRefund.application_fee_refunded, SimRefund.created_at)
+            .join(SimPaymentIntent, SimPaymentIntent.id == SimRefund.payment_intent_id)
+            .where(SimPaymentIntent.destination_account_id == account_id)
+        )
+    ).all()
+    changes = [BalanceChange(at=at or created, cents=int(net)) for net, at, created in captured]
+    changes += [BalanceChange(at=at, cents=-int(back)) for back, at in refunded]
+    return changes
 
 
 # The test cards' numbers end as Stripe's do (pm_card_visa is 4242 4242 4242 4242…).

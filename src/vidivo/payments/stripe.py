@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -13,6 +14,7 @@ from stripe.params import (
     PaymentIntentCaptureParams,
     PaymentIntentCreateParams,
     PaymentMethodAttachParams,
+    PayoutListParams,
     RefundCreateParams,
 )
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
@@ -29,6 +31,8 @@ from vidivo.payments.provider import (
     HoldStatus,
     InvalidPaymentRequest,
     PaymentError,
+    Payout,
+    PayoutStatus,
     ProviderRateLimited,
     Refund,
     TransientPaymentError,
@@ -287,6 +291,31 @@ class StripeProvider:
             lambda: self._client.v1.refunds.create_async(params, self._options(idempotency_key))
         )
         return Refund(str(refund.id), hold_id, int(refund.amount), str(refund.status))
+
+    async def list_payouts(self, account_id: str, *, limit: int) -> list[Payout]:
+        params: PayoutListParams = {"limit": limit}
+        # The connected account's own payouts (Stripe lists them newest first): the request
+        # is made as that account. A read, so no idempotency key.
+        options: stripe.RequestOptions = {"stripe_account": account_id}
+        page = await self._call(lambda: self._client.v1.payouts.list_async(params, options))
+        return [payout_of(item) for item in page.data]
+
+
+def payout_of(payout: stripe.Payout) -> Payout:
+    """A Stripe Payout object in our terms: cents, and its dates (Unix seconds) in UTC."""
+    data = payout.to_dict()
+    return Payout(
+        id=str(data["id"]),
+        amount_cents=int(data["amount"]),
+        currency=str(data["currency"]),
+        # Stripe may add states; one we do not know is not yet money at the bank.
+        status=_PAYOUT_STATUS.get(str(data.get("status")), PayoutStatus.PENDING),
+        arrival_date=datetime.fromtimestamp(int(data["arrival_date"]), UTC).date(),
+        created_at=datetime.fromtimestamp(int(data["created"]), UTC),
+    )
+
+
+_PAYOUT_STATUS = {status.value: status for status in PayoutStatus}
 
 
 def _card_summary(method: stripe.PaymentMethod) -> CardSummary | None:
