@@ -74,6 +74,7 @@ TABLE = [
     row("GET", "/v1/sessions/{session}/ice-servers",  401, 200, 404, 404, 404, 403, 404, 200),
     row("GET", "/v1/earnings",                        401, 401, 401, 200, 200, 403, 403, 200),
     row("GET", "/v1/host/payouts",                    401, 401, 401, 200, 200, 403, 403, 200),
+    row("GET", "/v1/host/payouts/history",            401, 401, 401, 200, 200, 403, 403, 200),
     row("POST", "/v1/sessions/{session}/accept",      401, 401, 401, 404, 404, 403, 403, 200,
         call="accept"),
     row("POST", "/v1/sessions/{session}/decline",     401, 401, 401, 404, 404, 403, 403, 200,

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from vidivo.auth.deps import CurrentHost
 from vidivo.core.deps import AppClock, AppSettings, DbSession
 from vidivo.core.schemas import error_responses
 from vidivo.payments.deps import Payments
+from vidivo.payments.provider import MAX_PAYOUTS_LISTED
 from vidivo.payouts import service
-from vidivo.payouts.schemas import OnboardingLink, PayoutStatus
+from vidivo.payouts.schemas import OnboardingLink, PayoutHistory, PayoutStatus
 
 router = APIRouter(tags=["payouts"])
 
@@ -39,3 +42,17 @@ async def payout_status(
     principal: CurrentHost, db: DbSession, provider: Payments, clock: AppClock
 ) -> PayoutStatus:
     return await service.payout_status(db, provider, clock, principal.user)
+
+
+@router.get(
+    "/v1/host/payouts/history",
+    responses=error_responses(400, 401, 403, 502),
+    summary="The host's latest payouts to their bank, newest first",
+)
+async def payout_history(
+    principal: CurrentHost,
+    db: DbSession,
+    provider: Payments,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAYOUTS_LISTED)] = 10,
+) -> PayoutHistory:
+    return await service.payout_history(db, provider, principal.user, limit=limit)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel
+
+from vidivo.core.schemas import Timestamp
 
 
 class OnboardingLink(BaseModel):
@@ -13,3 +17,16 @@ class PayoutStatus(BaseModel):
     payouts_enabled: bool
     details_submitted: bool
     requirements: list[str]
+
+
+class PayoutOut(BaseModel):
+    id: str
+    amount: str  # decimal string, as every amount
+    currency: str
+    status: str  # paid | pending | in_transit | failed | canceled
+    arrival_date: date  # expected until `paid`
+    created_at: Timestamp
+
+
+class PayoutHistory(BaseModel):
+    payouts: list[PayoutOut]

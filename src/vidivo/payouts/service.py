@@ -12,10 +12,11 @@ from vidivo.auth.models import User
 from vidivo.core.clock import Clock
 from vidivo.core.db import new_id
 from vidivo.core.errors import ApiError, NotFound
+from vidivo.core.money import format_cents
 from vidivo.payments.provider import AccountStatus, PaymentError, PaymentProvider
 from vidivo.payments.simulated import SimulatedProvider
 from vidivo.payouts.models import PayoutAccount
-from vidivo.payouts.schemas import PayoutStatus
+from vidivo.payouts.schemas import PayoutHistory, PayoutOut, PayoutStatus
 
 
 class PaymentProviderUnavailable(ApiError):
@@ -165,4 +166,31 @@ async def payout_status(
         payouts_enabled=account.payouts_enabled,
         details_submitted=account.details_submitted,
         requirements=json.loads(account.requirements_json),
+    )
+
+
+async def payout_history(
+    db: AsyncSession, provider: PaymentProvider, host: User, *, limit: int
+) -> PayoutHistory:
+    """The host's latest payouts to their bank, newest first, as the provider reports them;
+    none before a payout account exists."""
+    account = await get_account(db, host.id)
+    if account is None:
+        return PayoutHistory(payouts=[])
+    try:
+        payouts = await provider.list_payouts(account.account_id, limit=limit)
+    except PaymentError as exc:
+        raise PaymentProviderUnavailable(exc.message) from exc
+    return PayoutHistory(
+        payouts=[
+            PayoutOut(
+                id=payout.id,
+                amount=format_cents(payout.amount_cents),
+                currency=payout.currency,
+                status=payout.status.value,
+                arrival_date=payout.arrival_date,
+                created_at=payout.created_at,
+            )
+            for payout in payouts
+        ]
     )
