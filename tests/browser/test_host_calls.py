@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -290,6 +291,22 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     )
     await expect(section.locator("#earnings-rows tr")).to_have_count(12)
     await expect(section.locator(".chart-bar[data-gross='20.00']")).to_have_count(1)
+
+    # Payouts: none before midnight UTC; a day later the $9.00 net is on its way to the bank.
+    payouts = section.locator("#payout-rows tr")
+    await expect(section.locator("#payouts-empty")).to_have_text(re.compile("^No payouts yet"))
+    await expect(section.locator("#payouts-table")).to_be_hidden()
+    now = datetime.fromisoformat(app.advance(86400)["now"])
+    await section.get_by_role("button", name="Days").click()  # loads earnings and payouts
+    await expect(payouts).to_have_count(1)
+    await expect(section.locator("#payouts-empty")).to_be_hidden()
+    await expect(payouts.locator(".payout-amount")).to_have_text("$9.00")
+    await expect(payouts.locator(".payout-status")).to_have_text("On its way to your bank")
+    arrival = (now.date() + timedelta(days=2)).isoformat()  # paid out at the last midnight
+    await expect(payouts.locator("time")).to_have_attribute("datetime", arrival)
+    await expect(payouts.locator("td").first).to_contain_text("(expected)")
+    if size == PHONE:  # stacked: each cell says which column it is
+        await expect(payouts.locator(".payout-amount")).to_have_attribute("data-label", "Amount")
     if size == DESKTOP:
         await section.get_by_role("button", name="Days").click()
         await expect(section.locator("#earnings-rows tr")).to_have_count(14)

@@ -1,6 +1,6 @@
 // Earnings by day, week or month (GET /v1/earnings/periods): the totals, a bar chart drawn
 // as inline SVG (with a text summary and a table for those who do not see it), in the host's
-// own time zone.
+// own time zone; under it the latest payouts to the host's bank (GET /v1/host/payouts/history).
 import { api, el, explain, formatCents, toCents } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -95,7 +95,39 @@ function tableRows(periods) {
     el("td", {}, `$${p.refunds}`), el("td", {}, `$${p.net}`)));
 }
 
+// A payout's state in words, and how its arrival date reads in that state.
+const PAYOUT_WORDS = {
+  paid: ["Arrived", ""],
+  in_transit: ["On its way to your bank", " (expected)"],
+  pending: ["Being prepared", " (expected)"],
+  failed: ["Failed: your bank refused it, and the money went back to your balance", " (was expected)"],
+  canceled: ["Canceled: the money stayed in your balance", " (was expected)"],
+};
+
+function payoutAmount(payout) {
+  return payout.currency === "usd" ? `$${payout.amount}` : `${payout.amount} ${payout.currency.toUpperCase()}`;
+}
+
+function payoutRow(payout) {
+  const [status, arrivalNote] = PAYOUT_WORDS[payout.status] || [payout.status, ""];
+  const [year, month, day] = payout.arrival_date.split("-").map(Number);
+  const arrival = new Date(Date.UTC(year, month - 1, day))
+    .toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  return el("tr", { "data-payout-id": payout.id, "data-status": payout.status },
+    el("td", {}, el("time", { datetime: payout.arrival_date }, arrival), arrivalNote),
+    el("td", { class: "payout-amount" }, payoutAmount(payout)),
+    el("td", { class: "payout-status" }, status));
+}
+
+export async function loadPayoutHistory() {
+  const body = await api("GET", "/v1/host/payouts/history?limit=10", { token: "host" });
+  $("payout-rows").replaceChildren(...body.payouts.map(payoutRow));
+  $("payouts-table").hidden = body.payouts.length === 0;
+  $("payouts-empty").hidden = body.payouts.length > 0;
+}
+
 export async function loadEarnings() {
+  loadPayoutHistory().catch((error) => flash(explain(error), "warning"));
   const query = new URLSearchParams({ period, tz: TIME_ZONE });
   const body = await api("GET", `/v1/earnings/periods?${query}`, { token: "host" });
   const first = labelText(body.periods[0].label, period);
