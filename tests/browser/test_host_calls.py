@@ -17,6 +17,7 @@ import pytest
 from httpx_ws import aconnect_ws
 from playwright.async_api import Browser, Page, expect
 
+from tests.browser.accessibility import assert_accessible_in_both_schemes
 from tests.browser.conftest import App, screenshot_path
 
 pytestmark = pytest.mark.browser
@@ -163,12 +164,17 @@ async def test_an_incoming_call_rings_on_screen_wherever_the_host_is_then_joins(
         await page.screenshot(path=screenshot_path("incoming-call", tmp_path))
     else:  # a card at the top right
         assert sheet["x"] > DESKTOP["width"] / 2 and sheet["y"] < 40
+    name = "phone" if size == PHONE else "desktop"
+    await assert_accessible_in_both_schemes(page, f"dashboard, incoming call, {name}")
 
     await call.get_by_role("button", name="Accept").click()
     check_name = "Check your camera and microphone"
     check = call.get_by_role("group", name=check_name)
     await expect(check.get_by_role("heading", name=check_name)).to_be_visible()
     await expect(page.locator("body")).to_have_attribute("data-ringing", "false")
+    await check.get_by_role("button", name="Test camera and microphone").click()
+    await expect(check.locator(".device-check")).to_have_attribute("data-state", "ready")
+    await assert_accessible_in_both_schemes(page, f"dashboard, accept's device check, {name}")
     await check.get_by_role("button", name="Join now").click()
     await page.wait_for_url(re.compile(f"/call/{session_id}$"))
     assert await page.title() != "(1) Incoming call · Vidivo"
@@ -232,12 +238,15 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await row.get_by_role("button", name="Refund the call with Alex").click()
     dialog = page.get_by_role("dialog", name="Refund a call")
     await expect(dialog).to_contain_text("Everything left: $20.00")
+    name = "phone" if size == PHONE else "desktop"
+    await assert_accessible_in_both_schemes(page, f"history with the refund dialog, {name}")
     await dialog.get_by_label("Part of it").check()
     await dialog.get_by_label("Amount to refund ($)").fill("25")
     await dialog.get_by_role("button", name="Refund").click()
     await expect(dialog.locator("#refund-amount-error")).to_have_text(
         "At most $20.00 is left to refund."
     )
+    await assert_accessible_in_both_schemes(page, f"refund dialog with an error, {name}")
     await dialog.get_by_label("Amount to refund ($)").fill("five")
     await dialog.get_by_role("button", name="Refund").click()
     await expect(dialog.locator("#refund-amount-error")).to_have_text(
@@ -284,6 +293,7 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await http.aclose()
     await expect(section.locator("#earnings-rows tr")).to_have_count(14)
     await expect(section.locator("#earnings-rows tr").last).to_contain_text("$20.00")
+    await assert_accessible_in_both_schemes(page, f"earnings with the table, {name}")
     await section.get_by_role("button", name="Months").click()
     await expect(section.get_by_role("button", name="Months")).to_have_attribute(
         "aria-pressed", "true"
