@@ -31,7 +31,7 @@ async def assert_accessible(page: Page, context: str) -> None:
     review = os.environ.get("VIDIVO_REVIEW_SCREENSHOTS")
     if review:
         name = re.sub(r"[^a-z0-9]+", "-", context.lower()).strip("-")
-        await page.screenshot(path=Path(review) / f"{name}.png", full_page=True)
+        await page.screenshot(path=Path(review) / f"{name}.png")
     results = await _AXE.run(page)
     blocking = [v for v in results.response["violations"] if v.get("impact") in BLOCKING]
     assert not blocking, f"{context}: " + "; ".join(_describe(v) for v in blocking)

@@ -293,6 +293,9 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await http.aclose()
     await expect(section.locator("#earnings-rows tr")).to_have_count(14)
     await expect(section.locator("#earnings-rows tr").last).to_contain_text("$20.00")
+    # Open, the table fits the screen: nothing runs off the side of a phone.
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= size["width"], f"the page is {width}px wide with the earnings table open"
     await assert_accessible_in_both_schemes(page, f"earnings with the table, {name}")
     await section.get_by_role("button", name="Months").click()
     await expect(section.get_by_role("button", name="Months")).to_have_attribute(

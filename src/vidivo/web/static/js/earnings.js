@@ -91,8 +91,9 @@ function summary(body) {
 function tableRows(periods) {
   return periods.map((p) => el("tr", {},
     el("th", { scope: "row" }, labelText(p.label, period)),
-    el("td", {}, String(p.sessions)), el("td", {}, `$${p.gross}`), el("td", {}, `$${p.platform_fees}`),
-    el("td", {}, `$${p.refunds}`), el("td", {}, `$${p.net}`)));
+    el("td", { "data-label": "Calls" }, String(p.sessions)), el("td", { "data-label": "Gross" }, `$${p.gross}`),
+    el("td", { "data-label": "Platform fees" }, `$${p.platform_fees}`),
+    el("td", { "data-label": "Refunds" }, `$${p.refunds}`), el("td", { "data-label": "Net" }, `$${p.net}`)));
 }
 
 export async function loadEarnings() {
