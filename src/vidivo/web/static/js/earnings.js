@@ -55,6 +55,10 @@ function chart(periods) {
     class: "earnings-chart", width, height,
   });
   figure.append(svg("line", { x1: 0, x2: width, y1: top + plot, y2: top + plot, class: "chart-axis" }));
+  // A label centred on a bar near either edge would be cut off: it is aligned to the bar there.
+  const place = (x) => (x < 36 ? { x: Math.max(0, x - barWidth / 2), "text-anchor": "start" }
+    : x > width - 36 ? { x: Math.min(width, x + barWidth / 2), "text-anchor": "end" }
+    : { x, "text-anchor": "middle" });
   periods.forEach((p, index) => {
     const gross = toCents(p.gross);
     const net = Math.max(0, toCents(p.net));
@@ -67,10 +71,10 @@ function chart(periods) {
       svg("rect", { x, y: top + plot - netHeight, width: barWidth, height: netHeight, class: "chart-net" }));
     figure.append(bar);
     if (gross) {
-      figure.append(svg("text", { x: x + barWidth / 2, y: top + plot - barHeight - 4, class: "chart-value", "text-anchor": "middle" }, `$${p.gross}`));
+      figure.append(svg("text", { ...place(x + barWidth / 2), y: top + plot - barHeight - 4, class: "chart-value" }, `$${p.gross}`));
     }
     if (index % every === 0) {
-      figure.append(svg("text", { x: x + barWidth / 2, y: height - 8, class: "chart-label", "text-anchor": "middle" }, labelText(p.label, period)));
+      figure.append(svg("text", { ...place(x + barWidth / 2), y: height - 8, class: "chart-label" }, labelText(p.label, period)));
     }
   });
   return figure;
