@@ -105,7 +105,7 @@ export async function loadEarnings() {
   const body = await api("GET", `/v1/earnings/periods?${query}`, { token: "host" });
   const first = labelText(body.periods[0].label, period);
   const last = labelText(body.periods[body.periods.length - 1].label, period);
-  $("earnings").textContent = `${first} – ${last}: ${formatCents(toCents(body.totals.net))} to you from ${body.totals.sessions} paid call(s).`;
+  $("earnings").textContent = `${first} – ${last}: ${formatCents(toCents(body.totals.net))} to you from ${body.totals.sessions} paid ${body.totals.sessions === 1 ? "call" : "calls"}.`;
   totalsList(body.totals);
   shown = body;
   $("earnings-chart").replaceChildren(chart(body.periods));
