@@ -49,7 +49,8 @@ function chart(periods) {
   const most = Math.max(...periods.map((p) => toCents(p.gross)), 0);
   const slot = width / Math.max(periods.length, 1);
   const barWidth = Math.max(2, slot * 0.7);
-  const every = Math.ceil(periods.length / 7); // at most 7 axis labels
+  // At most 7 axis labels, fewer on a narrow chart: one label needs about 64 px.
+  const every = Math.ceil(periods.length / Math.max(2, Math.min(7, Math.floor(width / 64))));
   const figure = svg("svg", {
     viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "earnings-summary",
     class: "earnings-chart", width, height,
