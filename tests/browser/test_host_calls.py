@@ -6,6 +6,7 @@ link and for how much; a refund from a row shows on it; the earnings chart shows
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -285,6 +286,17 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await expect(section.locator("svg[role=img]")).to_have_accessible_name(
         re.compile(r"\$20\.00 in all, \$9\.00 net to you")
     )
+    # Every label of the chart is whole and readable: inside the chart, none over another.
+    chart = await section.locator("svg.earnings-chart").bounding_box()
+    spans = await section.locator(".chart-label, .chart-value").evaluate_all(
+        "els => els.map((e) => { const b = e.getBoundingClientRect(); return [b.left, b.right]; })"
+    )
+    assert chart and spans
+    assert all(chart["x"] <= left and right <= chart["x"] + chart["width"] for left, right in spans)
+    axis = await section.locator(".chart-label").evaluate_all(
+        "els => els.map((e) => { const b = e.getBoundingClientRect(); return [b.left, b.right]; })"
+    )
+    assert all(before[1] < after[0] for before, after in itertools.pairwise(axis)), axis
     totals = section.locator("#earnings-totals")
     await expect(totals).to_contain_text("Gross$20.00")
     await expect(totals).to_contain_text("Refunds$10.00")
