@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.browser.accessibility import assert_accessible_in_both_schemes
 from tests.browser.conftest import App, screenshot_path
 from tests.browser.test_calls import video_flows
 from tests.browser.test_card_authentication import host_with_link
@@ -129,8 +130,19 @@ async def test_a_call_on_the_call_screen(
         assert 590 <= first <= 600, first
         await guest.wait_for_timeout(2100)
         assert seconds_of(await countdown.inner_text()) < first
+        # The waiting card leaves the self view uncovered (on a phone it sits below it).
+        card = await guest.locator("#waiting").bounding_box()
+        self_view = "#self-audio-only" if audio_only else "#local-video"
+        own = await guest.locator(self_view).bounding_box()
+        assert card and own
+        assert (
+            own["y"] + own["height"] <= card["y"]
+            or own["x"] >= card["x"] + card["width"]
+            or own["y"] >= card["y"] + card["height"]
+        ), (own, card)
         if size == "phone":
             await guest.screenshot(path=screenshot_path("waiting", tmp_path))
+        await assert_accessible_in_both_schemes(guest, f"call, waiting, {size}")
 
         # Live: the other party's video fills the screen; the self view is a small inset.
         host_answers(app, session_id, "accept")
@@ -143,7 +155,6 @@ async def test_a_call_on_the_call_screen(
         await expect(host.locator("#call-with")).to_have_text("Live with Alex")
         await video_flows(guest)
         remote = await guest.locator("#remote-video").bounding_box()
-        self_view = "#self-audio-only" if audio_only else "#local-video"
         inset = await guest.locator(self_view).bounding_box()
         assert remote and inset
         assert (remote["x"], remote["y"], remote["height"]) == (0, 0, viewport["height"])
@@ -199,6 +210,7 @@ async def test_a_call_on_the_call_screen(
         guest_log = guest.get_by_role("log", name="Chat messages")
         await expect(guest_log.locator("li").last).to_contain_text("Dr. Rivera")
         await expect(guest_log.locator("li").last).to_contain_text("Loud and clear")
+        await assert_accessible_in_both_schemes(guest, f"call, live with the chat open, {size}")
         if size == "phone":
             await guest.keyboard.press("Escape")  # the sheet closes: the call fills the screen
         name = "in-call" if size == "phone" else "in-call-desktop"
@@ -231,6 +243,8 @@ async def test_a_call_on_the_call_screen(
         await expect(guest.get_by_role("link", name="Call again")).to_be_visible()
         if size == "phone":
             await guest.screenshot(path=screenshot_path("end-screen", tmp_path), full_page=True)
+        await assert_accessible_in_both_schemes(guest, f"call, end screen, guest, {size}")
+        await assert_accessible_in_both_schemes(host, f"call, end screen, host, {size}")
     finally:
         for context in contexts:
             await context.close()
@@ -265,5 +279,7 @@ async def test_a_host_decline_ends_on_a_screen_that_says_why(
         )
         ended_controls = guest.get_by_role("button", name=re.compile("Hang up|Cancel the call"))
         await expect(ended_controls).to_have_count(0)
+        size = "phone" if viewport == PHONE else "desktop"
+        await assert_accessible_in_both_schemes(guest, f"call, declined by the host, {size}")
     finally:
         await context.close()

@@ -12,6 +12,7 @@ import pytest
 from httpx_ws import aconnect_ws
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.browser.accessibility import assert_accessible_in_both_schemes
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, App, screenshot_path
 from tests.browser.test_card_authentication import host_with_link
 
@@ -47,6 +48,7 @@ async def test_the_guest_checks_devices_then_gets_each_problem_in_words(
         assert check_box and start_box and check_box["y"] < start_box["y"]
         if size == "phone":
             await guest.screenshot(path=screenshot_path("guest-page", tmp_path), full_page=True)
+        await assert_accessible_in_both_schemes(guest, f"guest page, {size}")
 
         await guest.get_by_role("button", name="Test camera and microphone").click()
         device_check = guest.locator(".device-check")
@@ -84,6 +86,7 @@ async def test_the_guest_checks_devices_then_gets_each_problem_in_words(
             await guest.locator("#device-step").screenshot(
                 path=screenshot_path("device-check", tmp_path)
             )
+        await assert_accessible_in_both_schemes(guest, f"guest page, device check, {size}")
 
         # Audio only: the preview drops the camera, and the call will open none.
         audio_only = guest.get_by_role("switch", name="Audio only")
@@ -168,6 +171,7 @@ async def test_the_guest_checks_devices_then_gets_each_problem_in_words(
             await expect(guest.get_by_role("button", name="Start call")).to_be_enabled()
         await expect(guest.locator("#test-card")).to_have_attribute("aria-invalid", "true")
         await page_shows_no_internals(guest)
+        await assert_accessible_in_both_schemes(guest, f"guest page, declined card, {size}")
     finally:
         await context.close()
 
@@ -226,6 +230,7 @@ async def test_a_blocked_camera_is_explained_with_the_way_forward(
             "then try again."
         )
         await expect(problem).to_contain_text("nothing is held on your card")
+        await assert_accessible_in_both_schemes(guest, f"guest page, blocked camera, {size}")
         # The card form is still there below: nothing was held, nothing is lost.
         await expect(guest.get_by_role("button", name="Start call")).to_be_enabled()
     finally:
@@ -296,6 +301,7 @@ async def test_the_receipt_opens_in_a_fresh_browser_at_both_sizes(
             assert width <= SIZES[size]["width"], f"the receipt is wider than the {size}"
             if size == "phone":
                 await page.screenshot(path=screenshot_path("receipt", tmp_path), full_page=True)
+            await assert_accessible_in_both_schemes(page, f"receipt, {size}")
             await page.reload()
             await expect(page.locator("#receipt-paid")).to_have_text("$20.00")
 
@@ -306,5 +312,6 @@ async def test_the_receipt_opens_in_a_fresh_browser_at_both_sizes(
                 page.get_by_role("heading", name="This receipt link does not work")
             ).to_be_visible()
             await expect(page.locator("body")).not_to_contain_text("Dr. Rivera")
+            await assert_accessible_in_both_schemes(page, f"receipt link that fails, {size}")
         finally:
             await context.close()

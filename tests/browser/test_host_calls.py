@@ -6,6 +6,7 @@ link and for how much; a refund from a row shows on it; the earnings chart shows
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import pytest
 from httpx_ws import aconnect_ws
 from playwright.async_api import Browser, Page, expect
 
+from tests.browser.accessibility import assert_accessible_in_both_schemes
 from tests.browser.conftest import App, screenshot_path
 
 pytestmark = pytest.mark.browser
@@ -164,12 +166,17 @@ async def test_an_incoming_call_rings_on_screen_wherever_the_host_is_then_joins(
         await page.screenshot(path=screenshot_path("incoming-call", tmp_path))
     else:  # a card at the top right
         assert sheet["x"] > DESKTOP["width"] / 2 and sheet["y"] < 40
+    name = "phone" if size == PHONE else "desktop"
+    await assert_accessible_in_both_schemes(page, f"dashboard, incoming call, {name}")
 
     await call.get_by_role("button", name="Accept").click()
     check_name = "Check your camera and microphone"
     check = call.get_by_role("group", name=check_name)
     await expect(check.get_by_role("heading", name=check_name)).to_be_visible()
     await expect(page.locator("body")).to_have_attribute("data-ringing", "false")
+    await check.get_by_role("button", name="Test camera and microphone").click()
+    await expect(check.locator(".device-check")).to_have_attribute("data-state", "ready")
+    await assert_accessible_in_both_schemes(page, f"dashboard, accept's device check, {name}")
     await check.get_by_role("button", name="Join now").click()
     await page.wait_for_url(re.compile(f"/call/{session_id}$"))
     assert await page.title() != "(1) Incoming call · Vidivo"
@@ -233,12 +240,15 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await row.get_by_role("button", name="Refund the call with Alex").click()
     dialog = page.get_by_role("dialog", name="Refund a call")
     await expect(dialog).to_contain_text("Everything left: $20.00")
+    name = "phone" if size == PHONE else "desktop"
+    await assert_accessible_in_both_schemes(page, f"history with the refund dialog, {name}")
     await dialog.get_by_label("Part of it").check()
     await dialog.get_by_label("Amount to refund ($)").fill("25")
     await dialog.get_by_role("button", name="Refund").click()
     await expect(dialog.locator("#refund-amount-error")).to_have_text(
         "At most $20.00 is left to refund."
     )
+    await assert_accessible_in_both_schemes(page, f"refund dialog with an error, {name}")
     await dialog.get_by_label("Amount to refund ($)").fill("five")
     await dialog.get_by_role("button", name="Refund").click()
     await expect(dialog.locator("#refund-amount-error")).to_have_text(
@@ -277,6 +287,17 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await expect(section.locator("svg[role=img]")).to_have_accessible_name(
         re.compile(r"\$20\.00 in all, \$9\.00 net to you")
     )
+    # Every label of the chart is whole and readable: inside the chart, none over another.
+    chart = await section.locator("svg.earnings-chart").bounding_box()
+    spans = await section.locator(".chart-label, .chart-value").evaluate_all(
+        "els => els.map((e) => { const b = e.getBoundingClientRect(); return [b.left, b.right]; })"
+    )
+    assert chart and spans
+    assert all(chart["x"] <= left and right <= chart["x"] + chart["width"] for left, right in spans)
+    axis = await section.locator(".chart-label").evaluate_all(
+        "els => els.map((e) => { const b = e.getBoundingClientRect(); return [b.left, b.right]; })"
+    )
+    assert all(before[1] < after[0] for before, after in itertools.pairwise(axis)), axis
     totals = section.locator("#earnings-totals")
     await expect(totals).to_contain_text("Gross$20.00")
     await expect(totals).to_contain_text("Refunds$10.00")
@@ -285,6 +306,10 @@ async def test_the_history_says_how_each_call_ended_and_a_refund_shows_on_its_ro
     await http.aclose()
     await expect(section.locator("#earnings-rows tr")).to_have_count(14)
     await expect(section.locator("#earnings-rows tr").last).to_contain_text("$20.00")
+    # Open, the table fits the screen: nothing runs off the side of a phone.
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= size["width"], f"the page is {width}px wide with the earnings table open"
+    await assert_accessible_in_both_schemes(page, f"earnings with the table, {name}")
     await section.get_by_role("button", name="Months").click()
     await expect(section.get_by_role("button", name="Months")).to_have_attribute(
         "aria-pressed", "true"

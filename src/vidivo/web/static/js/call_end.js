@@ -111,7 +111,7 @@ export function showEnd(session, receipt, who) {
   $("end-hold").textContent = hold;
   if (live || charged) {
     $("receipt-total").textContent = `$${receipt.total_charged}`;
-    $("receipt-minutes").textContent = String(receipt.billed_minutes);
+    $("receipt-minutes").textContent = `${receipt.billed_minutes} ${receipt.billed_minutes === 1 ? "minute" : "minutes"}`;
     $("receipt-metering").textContent = receipt.terms.metering;
     $("receipt-windows").replaceChildren(...receipt.windows.map((w) => {
       const row = document.createElement("tr");

@@ -49,12 +49,17 @@ function chart(periods) {
   const most = Math.max(...periods.map((p) => toCents(p.gross)), 0);
   const slot = width / Math.max(periods.length, 1);
   const barWidth = Math.max(2, slot * 0.7);
-  const every = Math.ceil(periods.length / 7); // at most 7 axis labels
+  // At most 7 axis labels, fewer on a narrow chart: one label needs about 64 px.
+  const every = Math.ceil(periods.length / Math.max(2, Math.min(7, Math.floor(width / 64))));
   const figure = svg("svg", {
     viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "earnings-summary",
     class: "earnings-chart", width, height,
   });
   figure.append(svg("line", { x1: 0, x2: width, y1: top + plot, y2: top + plot, class: "chart-axis" }));
+  // A label centred on a bar near either edge would be cut off: it is aligned to the bar there.
+  const place = (x) => (x < 36 ? { x: Math.max(0, x - barWidth / 2), "text-anchor": "start" }
+    : x > width - 36 ? { x: Math.min(width, x + barWidth / 2), "text-anchor": "end" }
+    : { x, "text-anchor": "middle" });
   periods.forEach((p, index) => {
     const gross = toCents(p.gross);
     const net = Math.max(0, toCents(p.net));
@@ -67,10 +72,10 @@ function chart(periods) {
       svg("rect", { x, y: top + plot - netHeight, width: barWidth, height: netHeight, class: "chart-net" }));
     figure.append(bar);
     if (gross) {
-      figure.append(svg("text", { x: x + barWidth / 2, y: top + plot - barHeight - 4, class: "chart-value", "text-anchor": "middle" }, `$${p.gross}`));
+      figure.append(svg("text", { ...place(x + barWidth / 2), y: top + plot - barHeight - 4, class: "chart-value" }, `$${p.gross}`));
     }
     if (index % every === 0) {
-      figure.append(svg("text", { x: x + barWidth / 2, y: height - 8, class: "chart-label", "text-anchor": "middle" }, labelText(p.label, period)));
+      figure.append(svg("text", { ...place(x + barWidth / 2), y: height - 8, class: "chart-label" }, labelText(p.label, period)));
     }
   });
   return figure;
@@ -91,8 +96,9 @@ function summary(body) {
 function tableRows(periods) {
   return periods.map((p) => el("tr", {},
     el("th", { scope: "row" }, labelText(p.label, period)),
-    el("td", {}, String(p.sessions)), el("td", {}, `$${p.gross}`), el("td", {}, `$${p.platform_fees}`),
-    el("td", {}, `$${p.refunds}`), el("td", {}, `$${p.net}`)));
+    el("td", { "data-label": "Calls" }, String(p.sessions)), el("td", { "data-label": "Gross" }, `$${p.gross}`),
+    el("td", { "data-label": "Platform fees" }, `$${p.platform_fees}`),
+    el("td", { "data-label": "Refunds" }, `$${p.refunds}`), el("td", { "data-label": "Net" }, `$${p.net}`)));
 }
 
 // A payout's state in words, and how its arrival date reads in that state.
@@ -132,7 +138,7 @@ export async function loadEarnings() {
   const body = await api("GET", `/v1/earnings/periods?${query}`, { token: "host" });
   const first = labelText(body.periods[0].label, period);
   const last = labelText(body.periods[body.periods.length - 1].label, period);
-  $("earnings").textContent = `${first} – ${last}: ${formatCents(toCents(body.totals.net))} to you from ${body.totals.sessions} paid call(s).`;
+  $("earnings").textContent = `${first} – ${last}: ${formatCents(toCents(body.totals.net))} to you from ${body.totals.sessions} paid ${body.totals.sessions === 1 ? "call" : "calls"}.`;
   totalsList(body.totals);
   shown = body;
   $("earnings-chart").replaceChildren(chart(body.periods));

@@ -127,7 +127,7 @@ async function showReceipt(sessionId) {
   const view = $("receipt-view");
   view.replaceChildren(
     el("h3", {}, `Receipt: ${receipt.guest_name}`),
-    el("p", {}, `${receipt.billed_minutes} minute(s) at $${receipt.rate_per_minute}: $${receipt.total_charged} charged` +
+    el("p", {}, `${receipt.billed_minutes} ${receipt.billed_minutes === 1 ? "minute" : "minutes"} at $${receipt.rate_per_minute}: $${receipt.total_charged} charged` +
       (receipt.refunded !== "0.00" ? `, $${receipt.refunded} refunded` : "") + "."),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Window"), el("th", { scope: "col" }, "Held"), el("th", { scope: "col" }, "Charged"), el("th", { scope: "col" }, "Released"))),
       el("tbody", {}, ...receipt.windows.map((w) => el("tr", {}, el("td", {}, String(w.number)), el("td", {}, `$${w.held}`), el("td", {}, `$${w.captured}`), el("td", {}, `$${w.released}`))))));
