@@ -1,5 +1,5 @@
 """Payouts tests drive calls like the session tests: a test clock, calls built over HTTP."""
 
-from tests.sessions.conftest import calls, settings
+from tests.sessions.conftest import calls, settings, two_days_of_calls
 
-__all__ = ["calls", "settings"]
+__all__ = ["calls", "settings", "two_days_of_calls"]

@@ -14,29 +14,6 @@ from vidivo.auth.models import User
 DAY = 86400
 
 
-@pytest.fixture
-async def two_days_of_calls(calls, client, hosts):
-    """Sunday 15 March 2026 10:00 UTC: a 7½-minute call at 2.50/min (20.00, fee 2.00).
-    Monday 16 March: a 3-minute call (7.50, fee 0.75), and 5.00 of Sunday's call refunded
-    (0.50 of its fee handed back)."""
-    async with calls.live() as (sunday, _h, _g):
-        await calls.advance(450)
-        await calls.end(sunday)
-    await calls.advance(DAY)
-    host = sunday.host
-    host.access_token, host.refresh_token = await hosts.login(host.email)  # a day later
-    async with calls.live(host=host) as (monday, _h, _g):
-        await calls.advance(180)
-        await calls.end(monday)
-    refund = await client.post(
-        f"/v1/sessions/{sunday.session_id}/refunds",
-        headers={**sunday.host.headers, "Idempotency-Key": "five"},
-        json={"amount": "5.00", "reason": "the line was bad"},
-    )
-    assert refund.status_code == 201, refund.text
-    return sunday.host
-
-
 async def history(client, host, query: str = "") -> list[tuple[str, str, str, str, str]]:
     response = await client.get(f"/v1/host/payouts/history{query}", headers=host.headers)
     assert response.status_code == 200, response.text
