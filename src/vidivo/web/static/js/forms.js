@@ -5,13 +5,15 @@
 // `name`. Its message goes into an element `<p class="field-error" id="{input id}-error">`,
 // created on first use and tied to the input with aria-describedby and aria-invalid.
 
-const MONEY = /^\d{1,7}(\.\d{1,2})?$/;
+// A dollar amount as the API takes it: whole dollars, or dollars and cents.
+export const MONEY = /^\d{1,7}(\.\d{1,2})?$/;
+export const MONEY_HINT = "Enter an amount in dollars, like 25 or 25.50.";
 
 // The API's (and the validator's) wording, turned into what a person would say.
 const PLAIN = [
   [/at least 1 character|field required|missing/i, "Please fill this in."],
   [/valid email|not a valid email|email address/i, "Enter an email address like name@example.com."],
-  [/decimal string|decimal|valid number/i, "Enter an amount in dollars, like 25 or 25.50."],
+  [/decimal string|decimal|valid number/i, MONEY_HINT],
   [/at most (\d+) characters?/i, (m) => `Keep it to ${m[1]} characters or fewer.`],
   [/at least (\d+) characters?/i, (m) => `Use at least ${m[1]} characters.`],
 ];
@@ -84,7 +86,7 @@ function browserMessage(input) {
   if (v.rangeOverflow) return `Use ${input.max} or less.`;
   if (v.badInput || v.stepMismatch) return "Enter a whole number.";
   if (input.dataset.validate === "money" && value && !MONEY.test(value)) {
-    return "Enter an amount in dollars, like 25 or 25.50.";
+    return MONEY_HINT;
   }
   return "";
 }

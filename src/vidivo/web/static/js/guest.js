@@ -4,7 +4,9 @@
 import { ApiError, api, explain, formatCents, saveGuestToken, toCents } from "./api.js";
 import { answerTheBank } from "./authentication.js";
 import { mountDeviceCheck } from "./devices.js";
-import { clearErrors, plainCode, setFieldError, showApiError, validate } from "./forms.js";
+import {
+  clearErrors, MONEY, MONEY_HINT, plainCode, setFieldError, showApiError, validate,
+} from "./forms.js";
 
 const form = document.getElementById("start-form");
 const errorBox = document.getElementById("start-error");
@@ -12,7 +14,6 @@ const shortCode = form.dataset.shortCode;
 const rateCents = Number(form.dataset.rateCents);
 const windowMinutes = Number(form.dataset.windowMinutes);
 const holdCents = Number(form.dataset.holdCents);
-const MONEY = /^\d{1,7}(\.\d{1,2})?$/;
 let stripe = null;
 let elements = null;
 
@@ -36,12 +37,11 @@ if (form.dataset.payments === "stripe" && window.Stripe) {
 
 // A card problem in words, whatever the provider called it.
 const CARD_WORDS = {
-  generic_decline: "Your card was declined. Try another card, or ask your bank.",
   insufficient_funds: `Your card does not have ${formatCents(holdCents)} available for the first hold. Try another card.`,
   authentication_required: "Your card's bank asks you to confirm this payment. Try again and answer your bank.",
   authentication_failed: "Your card's bank did not confirm the payment. Nothing was held. Try again, or use another card.",
 };
-const CARD_DECLINED = CARD_WORDS.generic_decline;
+const CARD_DECLINED = plainCode("generic_decline");
 
 function cardWords(code) {
   if (CARD_WORDS[code]) return CARD_WORDS[code];
@@ -52,7 +52,7 @@ function cardWords(code) {
 // What a spending limit does to the call, said before the card is asked for.
 function spendingLimit(text) {
   if (!text) return { effect: "" };
-  if (!MONEY.test(text)) return { error: "Enter an amount in dollars, like 25 or 25.50." };
+  if (!MONEY.test(text)) return { error: MONEY_HINT };
   const cents = toCents(text);
   const minutes = Math.floor(cents / rateCents);
   if (minutes < 1) {
