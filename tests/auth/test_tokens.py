@@ -109,6 +109,26 @@ async def test_a_tampered_payload_is_refused(client, hosts):
     assert (await client.get("/v1/me", headers=bearer(tampered))).status_code == 401
 
 
+async def test_a_token_already_accepted_vouches_for_no_altered_copy(client, hosts, context):
+    """Each process remembers good signatures: only the exact bytes it checked, and each
+    use still gets its own copy of the claims and its own check of the times."""
+    host = await hosts.create()
+    assert (await client.get("/v1/me", headers=host.headers)).status_code == 200
+    head, payload, signature = host.access_token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    altered = [
+        f"{head}.{_b64(json.dumps({**claims, 'role': 'admin'}).encode())}.{signature}",
+        f"{head}.{payload}.{signature[:-4]}AAAA",
+        f"{head}.{payload}.",
+    ]
+    for token in altered:
+        assert (await client.get("/v1/me", headers=bearer(token))).status_code == 401
+    first = context.tokens.verify(host.access_token)
+    first["sub"] = "someone else"
+    assert context.tokens.verify(host.access_token)["sub"] == host.id
+    assert (await client.get("/v1/me", headers=host.headers)).json()["user"]["id"] == host.id
+
+
 async def test_wrong_audience_or_issuer_is_refused(client, hosts, context):
     host = await hosts.create()
     _, claims = _parts(host.access_token)

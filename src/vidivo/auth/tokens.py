@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -23,6 +24,8 @@ from vidivo.core.db import new_id
 
 ALGORITHM = "RS256"
 CLOCK_SKEW_SECONDS = 5
+# Tokens whose good signature each process remembers (about 2 KiB each).
+VERIFIED_TOKENS_KEPT = 4096
 
 
 def _b64url_uint(value: int) -> str:
@@ -113,6 +116,12 @@ class KeyRing:
         for key in retired:
             kid = _thumbprint(key)
             self._public.setdefault(kid, PublicKey(kid, key))
+        # A token's signature is checked once per process, not on every request: the same
+        # bytes under the same keys verify the same way, and the keys never change while the
+        # process runs. Only good signatures are kept; times are checked on every use.
+        self._signed_claims = functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(
+            self._check_signature
+        )
 
     @classmethod
     def from_paths(cls, active: Path, retired: list[Path]) -> KeyRing:
@@ -136,6 +145,16 @@ class KeyRing:
         )
 
     def verify(self, token: str, *, now: datetime, issuer: str, audience: str) -> dict[str, Any]:
+        claims = dict(self._signed_claims(token, issuer, audience))
+        moment = now.timestamp()
+        if not isinstance(claims["exp"], int) or moment >= claims["exp"] + CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token expired")
+        not_before = claims.get("nbf", claims["iat"])
+        if not isinstance(not_before, int) or moment < not_before - CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token not yet valid")
+        return claims
+
+    def _check_signature(self, token: str, issuer: str, audience: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -153,7 +172,7 @@ class KeyRing:
                 algorithms=[ALGORITHM],
                 issuer=issuer,
                 audience=audience,
-                # Times are checked below against the injected clock, not the host's.
+                # Times are checked by `verify` against the injected clock, not the host's.
                 options={
                     "require": ["exp", "iat", "sub", "jti", "iss", "aud"],
                     "verify_exp": False,
@@ -163,12 +182,6 @@ class KeyRing:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken("token invalid") from exc
-        moment = now.timestamp()
-        if not isinstance(claims["exp"], int) or moment >= claims["exp"] + CLOCK_SKEW_SECONDS:
-            raise InvalidToken("token expired")
-        not_before = claims.get("nbf", claims["iat"])
-        if not isinstance(not_before, int) or moment < not_before - CLOCK_SKEW_SECONDS:
-            raise InvalidToken("token not yet valid")
         return claims
 
 
