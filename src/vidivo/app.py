@@ -45,6 +45,7 @@ from vidivo.core.public_url import RedirectsToPublicBase
 from vidivo.core.ratelimit import RateLimiter
 from vidivo.core.request_ids import RequestIds
 from vidivo.core.schemas import error_responses
+from vidivo.links.fast_create import HostLinkCreateFastPath
 from vidivo.links.fast_list import HostLinkListFastPath
 from vidivo.links.fast_path import PublicLinkFastPath
 from vidivo.links.lookup_guard import LookupGuard
@@ -271,6 +272,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         engine=context.engine,
         tokens=context.tokens,
         cursors=context.cursors,
+        base_url=settings.public_base_url,
+    )
+    app.add_middleware(
+        HostLinkCreateFastPath,
+        engine=context.engine,
+        tokens=context.tokens,
+        clock=context.clock,
+        public_links=context.public_links,
+        hub=context.hub,
         base_url=settings.public_base_url,
     )
     app.add_middleware(

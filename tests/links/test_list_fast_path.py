@@ -3,13 +3,10 @@ one database statement, and every refusal still the route's, on the very next re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 
 from tests.conftest import bearer
+from tests.links.statements import statements
 from vidivo.calls.suspension import suspend_host
 
 BODIES = [
@@ -23,22 +20,6 @@ BODIES = [
     },
     {"rate_per_minute": "1.25", "window_size_minutes": 15, "label": "third"},
 ]
-
-
-@contextmanager
-def statements(context) -> Iterator[list[str]]:
-    """The SQL statements the app sends while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    engine = context.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def host_with_links(client, hosts):

@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, String, false
+from sqlalchemy import Boolean, ColumnElement, ForeignKey, String, and_, false
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidivo.core.db import Base, UTCDateTime, new_id
@@ -34,12 +35,20 @@ class User(Base):
     # The host's own switch: away takes no calls, whether or not a dashboard is open.
     away: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    @property
+    @hybrid_property
     def is_verified_host(self) -> bool:
         return (
             self.role == Role.HOST
             and self.email_verified_at is not None
             and self.suspended_at is None
+        )
+
+    @is_verified_host.inplace.expression
+    @classmethod
+    def _is_verified_host_in_sql(cls) -> ColumnElement[bool]:
+        # The same rule, for a statement that decides it in the database (fast paths).
+        return and_(
+            cls.role == Role.HOST, cls.email_verified_at.is_not(None), cls.suspended_at.is_(None)
         )
 
 

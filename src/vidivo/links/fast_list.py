@@ -26,10 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidivo.auth.models import LoginSession, Role, User
-from vidivo.auth.tokens import InvalidToken, TokenAuthority
+from vidivo.auth.tokens import TokenAuthority
 from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, CursorSigner
 from vidivo.core.schemas import Pagination
+from vidivo.links.fast_common import bearer_login
 from vidivo.links.models import Link
 from vidivo.links.schemas import LinkListResponse, LinkSummary
 from vidivo.links.views import summary_fields
@@ -78,15 +79,6 @@ def _plain_query(raw: bytes) -> tuple[int, str | None, bool | None] | None:
     return limit, cursor, active
 
 
-def _bearer(scope: Scope) -> str | None:
-    values = [value for name, value in scope["headers"] if name == b"authorization"]
-    if len(values) != 1:
-        return None
-    scheme, _, token = values[0].decode("latin-1").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
 class HostLinkListFastPath:
     def __init__(
         self,
@@ -120,17 +112,11 @@ class HostLinkListFastPath:
 
     async def _answer(self, scope: Scope) -> bytes | None:
         query = _plain_query(scope.get("query_string", b""))
-        token = _bearer(scope)
-        if query is None or token is None:
+        login = bearer_login(scope, self.tokens)
+        if query is None or login is None:
             return None
         limit, cursor, active = query
-        try:
-            claims = self.tokens.verify(token)
-        except InvalidToken:
-            return None
-        session_id, user_id = claims.get("sid"), claims.get("sub")
-        if not isinstance(session_id, str) or not isinstance(user_id, str):
-            return None
+        session_id, user_id = login
         after = None
         if cursor is not None:
             position = self.cursors.decode(cursor, expect_keys={"h", "id"})  # raises: declined

@@ -30,12 +30,11 @@ from vidivo.links.schemas import (
     LinkCreate,
     LinkListResponse,
     LinkLookupResponse,
-    LinkOut,
     LinkResponse,
     LinkSummary,
     OwnerLink,
 )
-from vidivo.links.views import summary_fields
+from vidivo.links.views import link_out, summary_fields
 
 router = APIRouter(tags=["links"])
 
@@ -47,15 +46,6 @@ async def require_link_creator(principal: CurrentHost, db: DbSession) -> Princip
 
 
 LinkCreator = Annotated[Principal, Depends(require_link_creator)]
-
-
-def link_out(base_url: str, link: Link) -> LinkOut:
-    return LinkOut(
-        **summary_fields(base_url, link),
-        host_id=link.host_id,
-        scheduled_start=link.scheduled_start,
-        scheduled_end=link.scheduled_end,
-    )
 
 
 @router.post(

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -59,7 +60,7 @@ class LinkPage:
     limit: int
 
 
-def _validate_times(body: LinkCreate, now: datetime) -> None:
+def validate_times(body: LinkCreate, now: datetime) -> None:
     errors: list[dict[str, str]] = []
     if body.expires_at is not None and body.expires_at <= now:
         errors.append({"field": "expires_at", "message": "must be in the future"})
@@ -81,33 +82,37 @@ async def ensure_can_create_links(db: AsyncSession, host: User) -> None:
         raise StripeNotConnected()
 
 
+def new_link_values(host_id: str, body: LinkCreate, now: datetime) -> dict[str, Any]:
+    """A new link's row, every column: a fresh id and short code, the body's terms, live."""
+    return {
+        "id": new_id(),
+        "short_code": new_short_code(),
+        "host_id": host_id,
+        "rate_cents": parse_amount_to_cents(body.rate_per_minute),
+        "window_size_minutes": body.window_size_minutes,
+        "expires_at": body.expires_at,
+        "max_uses": body.max_uses,
+        "use_count": 0,
+        "label": body.label,
+        "scheduled_start": body.scheduled_start,
+        "scheduled_end": body.scheduled_end,
+        "is_active": True,
+        "deleted_at": None,
+        "created_at": utc_now_seconds(now),
+    }
+
+
 async def create_link(db: AsyncSession, clock: Clock, host: User, body: LinkCreate) -> Link:
     await ensure_can_create_links(db, host)
     now = clock.now()
-    _validate_times(body, now)
+    validate_times(body, now)
     insert = postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     for _ in range(_CODE_ATTEMPTS):
-        link = Link(
-            id=new_id(),
-            short_code=new_short_code(),
-            host_id=host.id,
-            rate_cents=parse_amount_to_cents(body.rate_per_minute),
-            window_size_minutes=body.window_size_minutes,
-            expires_at=body.expires_at,
-            max_uses=body.max_uses,
-            use_count=0,
-            label=body.label,
-            scheduled_start=body.scheduled_start,
-            scheduled_end=body.scheduled_end,
-            is_active=True,
-            deleted_at=None,
-            created_at=utc_now_seconds(now),
-        )
+        values = new_link_values(host.id, body, now)
         # One statement that skips a taken code rather than failing on it: a failed INSERT
         # would doom the whole transaction (and SQLite has no dependable savepoints). A
         # duplicate among 36^10 codes is not expected. The row is written with Core; the
         # entity returned is not tracked by the session (nothing changes it afterwards).
-        values = {column.key: getattr(link, column.key) for column in Link.__table__.columns}
         statement = (
             insert(Link)
             .values(**values)
@@ -115,7 +120,7 @@ async def create_link(db: AsyncSession, clock: Clock, host: User, body: LinkCrea
             .returning(Link.id)
         )
         if await db.scalar(statement) is not None:
-            return link
+            return Link(**values)
     raise ApiError("Could not allocate a short code; try again.")
 
 

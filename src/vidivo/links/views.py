@@ -1,4 +1,4 @@
-"""A link as the API shows it to its host, for the route and for the listing's fast path."""
+"""A link as the API shows it to its host, for the routes and for their fast paths."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from vidivo.core.money import format_cents
+from vidivo.links.schemas import LinkOut
 
 
 class LinkFields(Protocol):
@@ -47,3 +48,21 @@ def summary_fields(base_url: str, link: LinkFields) -> dict[str, object]:
         "is_active": link.is_active,
         "created_at": link.created_at,
     }
+
+
+class OwnerLinkFields(LinkFields, Protocol):
+    @property
+    def host_id(self) -> str: ...
+    @property
+    def scheduled_start(self) -> datetime | None: ...
+    @property
+    def scheduled_end(self) -> datetime | None: ...
+
+
+def link_out(base_url: str, link: OwnerLinkFields) -> LinkOut:
+    return LinkOut(
+        **summary_fields(base_url, link),
+        host_id=link.host_id,
+        scheduled_start=link.scheduled_start,
+        scheduled_end=link.scheduled_end,
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vidivo.auth.models import User
 from vidivo.core.clock import Clock
@@ -32,6 +33,13 @@ async def charges_enabled(db: AsyncSession, host_id: str) -> bool:
     """Whether the host's connected account can take charges: checked before links and holds."""
     account = await get_account(db, host_id)
     return account is not None and account.charges_enabled
+
+
+def charges_enabled_clause(
+    host_id: ColumnElement[str] | InstrumentedAttribute[str],
+) -> ColumnElement[bool]:
+    """`charges_enabled`, for a statement that decides it in the database (fast paths)."""
+    return exists().where(PayoutAccount.host_id == host_id, PayoutAccount.charges_enabled.is_(True))
 
 
 def apply_status(account: PayoutAccount, status: AccountStatus, clock: Clock) -> None:
