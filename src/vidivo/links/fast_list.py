@@ -29,10 +29,9 @@ from vidivo.auth.models import LoginSession, Role, User
 from vidivo.auth.tokens import TokenAuthority
 from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, CursorSigner
-from vidivo.core.schemas import Pagination
 from vidivo.links.fast_common import bearer_login
 from vidivo.links.models import Link
-from vidivo.links.schemas import LinkListResponse, LinkSummary
+from vidivo.links.schemas import LinkListResponse
 from vidivo.links.views import summary_fields
 
 _LIMIT = re.compile(r"^[1-9][0-9]{0,2}$")
@@ -137,9 +136,12 @@ class HostLinkListFastPath:
         next_cursor = (
             self.cursors.encode({"h": user_id, "id": str(links[-1].id)}) if has_more else None
         )
-        response = LinkListResponse(
-            links=[LinkSummary(**summary_fields(self.base_url, link)) for link in links],
-            pagination=Pagination(cursor=next_cursor, has_more=has_more, limit=limit),
+        # One validation of the whole page (in pydantic-core), not one model per link.
+        response = LinkListResponse.model_validate(
+            {
+                "links": [summary_fields(self.base_url, link) for link in links],
+                "pagination": {"cursor": next_cursor, "has_more": has_more, "limit": limit},
+            }
         )
         return response.model_dump_json().encode()
 
