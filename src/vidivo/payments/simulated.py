@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -74,6 +74,46 @@ _AUTHENTICATE_ALWAYS = "pm_card_authenticationRequired"
 _AUTHENTICATING = {_AUTHENTICATE_ONCE, _AUTHENTICATE_ALWAYS}
 _DECLINE_AFTER = re.compile(r"^pm_sim_decline_after_([0-9]{1,4})$")
 T = TypeVar("T")
+
+# The hot paths' statements, built once (SQLAlchemy then skips rebuilding and re-keying them).
+_RECORD_KEY = insert(SimIdempotencyKey)
+_INSERT_INTENT = insert(SimPaymentIntent)
+# A never-refused card's hold counted, if attached and its account takes charges.
+_COUNT_APPROVED_HOLD = (
+    update(SimAttachedCard)
+    .where(
+        SimAttachedCard.customer_id == bindparam("customer"),
+        SimAttachedCard.payment_method_id == bindparam("payment_method"),
+        exists().where(SimAccount.id == bindparam("account"), SimAccount.charges_enabled),
+    )
+    .values(holds_authorized=SimAttachedCard.holds_authorized + 1)
+)
+_CAPTURE_CAPTURABLE = (
+    update(SimPaymentIntent)
+    .where(
+        SimPaymentIntent.id == bindparam("hold"),
+        SimPaymentIntent.status == HoldStatus.REQUIRES_CAPTURE,
+        SimPaymentIntent.amount >= bindparam("captured"),
+        SimPaymentIntent.created_at > bindparam("lapsed_before"),
+    )
+    .values(
+        status=HoldStatus.SUCCEEDED,
+        amount_captured=bindparam("captured"),
+        application_fee=bindparam("fee"),
+        captured_at=bindparam("now"),
+    )
+    .returning(SimPaymentIntent.amount)
+)
+_CANCEL_UNCAPTURED = (
+    update(SimPaymentIntent)
+    .where(
+        SimPaymentIntent.id == bindparam("hold"), SimPaymentIntent.status != HoldStatus.SUCCEEDED
+    )
+    .values(status=HoldStatus.CANCELED)
+    .returning(
+        SimPaymentIntent.amount, SimPaymentIntent.amount_captured, SimPaymentIntent.application_fee
+    )
+)
 
 
 def _sim_id(prefix: str) -> str:
@@ -198,15 +238,15 @@ class SimulatedProvider:
             except BaseException:
                 await db.rollback()  # like Stripe after a 5xx: the key can be retried
                 raise
-            db.add(
-                SimIdempotencyKey(
-                    key=key,
-                    fingerprint=fingerprint,
-                    result_json=_encode(outcome),
-                    created_at=self._clock.now(),
-                )
-            )
+            record = {
+                "key": key,
+                "fingerprint": fingerprint,
+                "result_json": _encode(outcome),
+                "created_at": self._clock.now(),
+            }
             try:
+                await db.flush()  # what `run` left pending, then the key (no unit of work)
+                await (await db.connection()).execute(_RECORD_KEY, record)
                 await db.commit()
             except IntegrityError:
                 await db.rollback()
@@ -309,6 +349,10 @@ class SimulatedProvider:
     async def _authorize(self, db: AsyncSession, request: HoldRequest) -> Hold:
         if request.amount_cents < 50:
             raise InvalidPaymentRequest("Amount must be at least $0.50 usd.")
+        if request.payment_method_id in _APPROVED:
+            hold = await self._authorize_approved(db, request)
+            if hold is not None:
+                return hold
         card = await db.get(
             SimAttachedCard, (request.customer_id, request.payment_method_id), with_for_update=True
         )
@@ -341,6 +385,39 @@ class SimulatedProvider:
             card.holds_authorized += 1
         await db.flush()
         return _hold(intent, self._base)
+
+    async def _authorize_approved(self, db: AsyncSession, request: HoldRequest) -> Hold | None:
+        """A card that is never refused, attached, to an account that takes charges: counted
+        and held in two statements (the count's UPDATE locks the card as the general path's
+        SELECT … FOR UPDATE does). None when either check fails: the general path then finds
+        which one and refuses as it always did."""
+        connection = await db.connection()
+        card = {
+            "customer": request.customer_id,
+            "payment_method": request.payment_method_id,
+            "account": request.destination_account_id,
+        }
+        if (await connection.execute(_COUNT_APPROVED_HOLD, card)).rowcount != 1:
+            return None
+        intent_id = _sim_id("pi")
+        intent = {
+            "id": intent_id,
+            "status": HoldStatus.REQUIRES_CAPTURE,
+            "amount": request.amount_cents,
+            "amount_captured": 0,
+            "amount_refunded": 0,
+            "application_fee": 0,
+            "customer_id": request.customer_id,
+            "payment_method_id": request.payment_method_id,
+            "destination_account_id": request.destination_account_id,
+            "off_session": request.off_session,
+            "description": request.description,
+            "metadata_json": json.dumps(request.metadata),
+            "created_at": self._clock.now(),
+            "captured_at": None,
+        }
+        await connection.execute(_INSERT_INTENT, intent)
+        return Hold(intent_id, HoldStatus.REQUIRES_CAPTURE, request.amount_cents, 0, 0)
 
     async def complete_authentication(self, hold_id: str, *, succeeded: bool) -> Hold:
         """What the cardholder does on the bank's 3-D Secure page, done on a local page:
@@ -390,6 +467,11 @@ class SimulatedProvider:
         idempotency_key: str,
     ) -> Hold:
         async def run(db: AsyncSession) -> Hold:
+            captured = await self._capture_capturable(
+                db, hold_id, amount_cents, application_fee_cents
+            )
+            if captured is not None:
+                return captured
             intent = await self._load_intent(db, hold_id)
             if intent.status != HoldStatus.REQUIRES_CAPTURE:
                 raise InvalidPaymentRequest(
@@ -411,8 +493,34 @@ class SimulatedProvider:
         params = {"hold": hold_id, "amount": amount_cents, "fee": application_fee_cents}
         return await self._once(idempotency_key, "capture", params, run)
 
+    async def _capture_capturable(
+        self, db: AsyncSession, hold_id: str, amount_cents: int, application_fee_cents: int
+    ) -> Hold | None:
+        """A valid capture of an authorized, unlapsed hold covering the amount, in one UPDATE.
+        None when any of that fails: the general path then refuses as it always did."""
+        if amount_cents <= 0 or not 0 <= application_fee_cents <= amount_cents:
+            return None
+        now = self._clock.now()
+        capture = {
+            "hold": hold_id,
+            "captured": amount_cents,
+            "fee": application_fee_cents,
+            "now": now,
+            "lapsed_before": now - AUTHORIZATION_LIFETIME,
+        }
+        row = (await (await db.connection()).execute(_CAPTURE_CAPTURABLE, capture)).first()
+        if row is None:
+            return None
+        return Hold(hold_id, HoldStatus.SUCCEEDED, row.amount, amount_cents, application_fee_cents)
+
     async def cancel_hold(self, hold_id: str, *, idempotency_key: str) -> Hold:
         async def run(db: AsyncSession) -> Hold:
+            # Whatever it was (lapsed too), a hold not captured ends cancelled, in one UPDATE.
+            connection = await db.connection()
+            row = (await connection.execute(_CANCEL_UNCAPTURED, {"hold": hold_id})).first()
+            if row is not None:
+                amount, captured, fee = row
+                return Hold(hold_id, HoldStatus.CANCELED, amount, captured, fee)
             intent = await self._load_intent(db, hold_id)
             if intent.status == HoldStatus.SUCCEEDED:
                 raise InvalidPaymentRequest(
