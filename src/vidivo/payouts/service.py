@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, SQLColumnExpression, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,16 @@ class PaymentProviderUnavailable(ApiError):
 
 async def get_account(db: AsyncSession, host_id: str) -> PayoutAccount | None:
     return await db.get(PayoutAccount, host_id)
+
+
+def charges_enabled_column(host_id: SQLColumnExpression[str]) -> ScalarSelect[bool | None]:
+    """`charges_enabled` as a column of a caller's own query (NULL: no account yet), so a
+    hot path reads it with what it reads anyway instead of in a statement of its own."""
+    return (
+        select(PayoutAccount.charges_enabled)
+        .where(PayoutAccount.host_id == host_id)
+        .scalar_subquery()
+    )
 
 
 async def charges_enabled(db: AsyncSession, host_id: str) -> bool:
