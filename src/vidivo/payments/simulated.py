@@ -27,7 +27,9 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Boolean,
+    Executable,
     Integer,
+    Row,
     String,
     Text,
     bindparam,
@@ -35,8 +37,10 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -85,6 +89,7 @@ _AUTHENTICATE_ALWAYS = "pm_card_authenticationRequired"
 _AUTHENTICATING = {_AUTHENTICATE_ONCE, _AUTHENTICATE_ALWAYS}
 _DECLINE_AFTER = re.compile(r"^pm_sim_decline_after_([0-9]{1,4})$")
 T = TypeVar("T")
+_AMOUNT_STAND_IN = -314159265  # no real amount, capture or fee is negative
 
 # The hot paths' statements, built once (SQLAlchemy then skips rebuilding and re-keying them).
 _RECORD_KEY = insert(SimIdempotencyKey)
@@ -138,14 +143,18 @@ _new_intent = (
     .returning(SimPaymentIntent.id)
     .cte("intent")
 )
-_HOLD_IN_ONE_STATEMENT = insert(SimIdempotencyKey).from_select(
-    ["key", "fingerprint", "result_json", "created_at"],
-    select(
-        bindparam("key", type_=String),
-        bindparam("fingerprint", type_=String),
-        bindparam("result", type_=Text),
-        bindparam("at", type_=UTCDateTime),
-    ).select_from(_new_intent),
+_HOLD_IN_ONE_STATEMENT = (
+    insert(SimIdempotencyKey)
+    .from_select(
+        ["key", "fingerprint", "result_json", "created_at"],
+        select(
+            bindparam("key", type_=String),
+            bindparam("fingerprint", type_=String),
+            bindparam("result", type_=Text),
+            bindparam("at", type_=UTCDateTime),
+        ).select_from(_new_intent),
+    )
+    .returning(SimIdempotencyKey.key)
 )
 _CAPTURE_CAPTURABLE = (
     update(SimPaymentIntent)
@@ -162,6 +171,28 @@ _CAPTURE_CAPTURABLE = (
         captured_at=bindparam("now"),
     )
     .returning(SimPaymentIntent.amount)
+)
+# The same capture and its idempotency record in one statement (PostgreSQL). The record
+# holds the answer, whose amount (the hold's) only the UPDATE knows: it is spliced in.
+_captured = _CAPTURE_CAPTURABLE.cte("captured")
+_capture_recorded = (
+    insert(SimIdempotencyKey)
+    .from_select(
+        ["key", "fingerprint", "result_json", "created_at"],
+        select(
+            bindparam("key", type_=String),
+            bindparam("fingerprint", type_=String),
+            bindparam("result_head", type_=Text)
+            + sql_cast(_captured.c.amount, Text)
+            + bindparam("result_tail", type_=Text),
+            bindparam("recorded_at", type_=UTCDateTime),
+        ).select_from(_captured),
+    )
+    .returning(SimIdempotencyKey.key)
+    .cte("recorded")
+)
+_CAPTURE_IN_ONE_STATEMENT = select(_captured.c.amount).select_from(
+    _captured.join(_capture_recorded, true())
 )
 _CANCEL_UNCAPTURED = (
     update(SimPaymentIntent)
@@ -444,16 +475,27 @@ class SimulatedProvider:
             "fingerprint": fingerprint,
             "result": _encode(hold),
         }
+        written = await self._in_one_statement(_HOLD_IN_ONE_STATEMENT, values, key, fingerprint)
+        if isinstance(written, Hold):
+            return written  # the key's first outcome
+        return hold if written is not None else None
+
+    async def _in_one_statement(
+        self, statement: Executable, values: dict[str, Any], key: str, fingerprint: str
+    ) -> Row[Any] | Hold | None:
+        """A statement that does an operation and writes its idempotency record, run alone
+        (autocommitted: it is its own transaction). Its first row (None when it wrote
+        nothing), or, when the key was recorded already, the first outcome under it."""
         async with self._factory() as db:
             autocommit = {"isolation_level": "AUTOCOMMIT"}
             connection = await db.connection(execution_options=autocommit)
             try:
-                written = (await connection.execute(_HOLD_IN_ONE_STATEMENT, values)).rowcount
+                result = await connection.execute(statement, values)
             except IntegrityError:
                 replayed = await self._replay(db, key, fingerprint)
                 assert isinstance(replayed, Hold)
                 return replayed
-        return hold if written == 1 else None
+            return result.first()
 
     async def _authorize(self, db: AsyncSession, request: HoldRequest) -> Hold:
         if request.amount_cents < 50:
@@ -600,7 +642,45 @@ class SimulatedProvider:
             return _hold(intent, self._base)
 
         params = {"hold": hold_id, "amount": amount_cents, "fee": application_fee_cents}
+        hold = await self._capture_in_one_statement(
+            hold_id, amount_cents, application_fee_cents, idempotency_key, params
+        )
+        if hold is not None:
+            return hold
         return await self._once(idempotency_key, "capture", params, run)
+
+    async def _capture_in_one_statement(
+        self, hold_id: str, amount_cents: int, fee_cents: int, key: str, params: dict[str, Any]
+    ) -> Hold | None:
+        """On PostgreSQL, a valid capture of a capturable hold and its idempotency record in
+        one autocommitted statement. None when nothing was written: `_once` then runs the
+        general path, which refuses as it must."""
+        if self._dialect != "postgresql" or amount_cents <= 0:
+            return None
+        if not 0 <= fee_cents <= amount_cents:
+            return None
+        await self._network()
+        fingerprint = _fingerprint("capture", params)
+        now = self._clock.now()
+        # The answer with a stand-in amount, cut where the hold's amount goes.
+        answer = Hold(hold_id, HoldStatus.SUCCEEDED, _AMOUNT_STAND_IN, amount_cents, fee_cents)
+        head, tail = _encode(answer).split(str(_AMOUNT_STAND_IN))
+        values = {
+            "hold": hold_id,
+            "captured": amount_cents,
+            "fee": fee_cents,
+            "now": now,
+            "lapsed_before": now - AUTHORIZATION_LIFETIME,
+            "key": key,
+            "fingerprint": fingerprint,
+            "result_head": head,
+            "result_tail": tail,
+            "recorded_at": now,
+        }
+        row = await self._in_one_statement(_CAPTURE_IN_ONE_STATEMENT, values, key, fingerprint)
+        if row is None or isinstance(row, Hold):
+            return row
+        return dataclasses.replace(answer, amount_cents=row.amount)
 
     async def _capture_capturable(
         self, db: AsyncSession, hold_id: str, amount_cents: int, application_fee_cents: int
