@@ -10,6 +10,9 @@ An outcome is recorded in the transaction that plans the call's next action (and
 worker, gives its lease back when nothing is left): two transactions of ours per provider
 action, not three. A crash between the provider's answer and that commit is the crash above.
 
+The call and its windows are read from Core rows and only what a plan changed is written back
+(`engine_queries`): the ORM's loading and unit of work were most of an action's CPU.
+
 What each window holds and captures, and the fee, come from the call's own terms
 (`CallTerms`, frozen at its start); how much time is billed comes from its meter. What is due
 and when is decided in `planning`.

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, bindparam, insert, inspect, select, update
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import NamedColumn
 
 from vidivo.calls import repository
 from vidivo.calls.models import BillingWindow, CallSession, LedgerEntry
@@ -25,14 +26,15 @@ from vidivo.payouts import service as payouts
 M = TypeVar("M", bound=Base)
 
 
-def _columns(model: type[Base]) -> list[tuple[str, Column[Any]]]:
-    return [(prop.key, prop.columns[0]) for prop in inspect(model).column_attrs]  # type: ignore[misc]
+def _columns(model: type[Base]) -> list[tuple[str, NamedColumn[Any]]]:
+    return [(prop.key, prop.columns[0]) for prop in inspect(model).column_attrs]
 
 
 _SESSION_COLUMNS = _columns(CallSession)
 _WINDOW_COLUMNS = _columns(BillingWindow)
 _SESSION_KEYS = [key for key, _ in _SESSION_COLUMNS]
 _WINDOW_KEYS = [key for key, _ in _WINDOW_COLUMNS]
+_LEDGER_KEYS = [key for key, _ in _columns(LedgerEntry)]
 _WINDOW_START = len(_SESSION_COLUMNS)
 _WINDOW_END = _WINDOW_START + len(_WINDOW_COLUMNS)
 
@@ -129,9 +131,6 @@ async def save(db: AsyncSession, stored: StoredCall) -> None:
         await connection.execute(
             _INSERT_LEDGER, [_values(entry, _LEDGER_KEYS) for entry in stored.ledger]
         )
-
-
-_LEDGER_KEYS = [key for key, _ in _columns(LedgerEntry)]
 
 
 def _values(row: Base, keys: list[str]) -> dict[str, Any]:
