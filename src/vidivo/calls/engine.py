@@ -10,6 +10,9 @@ An outcome is recorded in the transaction that plans the call's next action (and
 worker, gives its lease back when nothing is left): two transactions of ours per provider
 action, not three. A crash between the provider's answer and that commit is the crash above.
 
+The call and its windows are read from Core rows and only what a plan changed is written back
+(`engine_queries`): the ORM's loading and unit of work were most of an action's CPU.
+
 What each window holds and captures, and the fee, come from the call's own terms
 (`CallTerms`, frozen at its start); how much time is billed comes from its meter. What is due
 and when is decided in `planning`.
@@ -56,7 +59,6 @@ from vidivo.payments.provider import (
     PaymentError,
     PaymentProvider,
 )
-from vidivo.payouts import service as payouts
 
 __all__ = ["BillingEngine", "EngineTimings", "ProviderStep"]
 log = logging.getLogger("vidivo.billing")
@@ -164,38 +166,34 @@ class BillingEngine:
         self, session_id: str, done: Performed | None, lease_owner: str | None
     ) -> Planned:
         async with self._factory() as db:
-            session, billing_windows = await engine_queries.call_with_windows(db, session_id)
-            if session is None:
+            stored = await engine_queries.call_with_windows(db, session_id)
+            if stored is None:
                 return Planned(None, [])
             events: list[CallEvent] = []
             if done is not None:
-                await self._apply_outcome(db, session, billing_windows, done, events)
-            # Read before the plan's queries flush them out of `db.new`.
-            amounts = metrics.pending_amounts(db)
+                await self._apply_outcome(stored, done, events)
             call = None
-            if session.state not in FINAL_STATES:
-                call = await self._plan_next(db, session, billing_windows, events)
+            if stored.session.state not in FINAL_STATES:
+                call = await self._plan_next(db, stored, events)
             released = call is None and lease_owner is not None
             if released:
                 assert lease_owner is not None
-                await engine_queries.give_back_lease(db, session, lease_owner)
+                await engine_queries.give_back_lease(db, stored, lease_owner)
+            await engine_queries.save(db, stored)
             await db.commit()
-        metrics.count_committed(amounts)
+        metrics.count_committed(metrics.amounts_of(stored.ledger))
         return Planned(call, events, released)
 
     async def _plan_next(
-        self,
-        db: AsyncSession,
-        session: CallSession,
-        billing_windows: list[BillingWindow],
-        events: list[CallEvent],
+        self, db: AsyncSession, stored: engine_queries.StoredCall, events: list[CallEvent]
     ) -> PreparedCall | None:
+        session, billing_windows = stored.session, stored.windows
         now = self._clock.now()
         planner = self._planner
         step = planner.in_flight_step(session, billing_windows, now)
         if step is None and not any(w.state in IN_FLIGHT for w in billing_windows):
             planner.apply_time(session, billing_windows, now, events)
-            step = planner.next_window_action(db, session, billing_windows, now, events)
+            step = planner.next_window_action(session, billing_windows, now, events)
             if step is None and session.state == SessionState.ENDING:
                 planner.finish(session, billing_windows, now, events)
                 if session.state == SessionState.ENDED:
@@ -206,10 +204,13 @@ class BillingEngine:
         if step is None:
             return None
         window = next(w for w in billing_windows if w.id == step.window_id)
-        return await self._prepare(db, session, window, step)
+        # A host whose payout account was disabled meanwhile takes no new holds.
+        payee_ready = stored.payee_ready or not step.action.places_hold
+        return self._prepare(session, window, step, payee_ready)
 
-    async def _prepare(
-        self, db: AsyncSession, session: CallSession, window: BillingWindow, step: ProviderStep
+    @staticmethod
+    def _prepare(
+        session: CallSession, window: BillingWindow, step: ProviderStep, payee_ready: bool
     ) -> PreparedCall:
         amount = window.pending_amount_cents or 0
         request = HoldRequest(
@@ -224,10 +225,6 @@ class BillingEngine:
                 "window": str(window.number),
                 "host_id": session.host_id,
             },
-        )
-        # A host whose payout account was disabled meanwhile takes no new holds.
-        payee_ready = not step.action.places_hold or await payouts.charges_enabled(
-            db, session.host_id
         )
         return PreparedCall(
             step=step,
@@ -335,27 +332,20 @@ class BillingEngine:
     async def _record_once(self, done: Performed) -> None:
         events: list[CallEvent] = []
         async with self._factory() as db:
-            session, billing_windows = await engine_queries.call_with_windows(
-                db, done.step.session_id
-            )
-            if session is None:
+            stored = await engine_queries.call_with_windows(db, done.step.session_id)
+            if stored is None:
                 return
-            await self._apply_outcome(db, session, billing_windows, done, events)
-            amounts = metrics.pending_amounts(db)
+            await self._apply_outcome(stored, done, events)
+            await engine_queries.save(db, stored)
             await db.commit()
-        metrics.count_committed(amounts)
+        metrics.count_committed(metrics.amounts_of(stored.ledger))
         await self._publish(done.step.session_id, events)
 
     async def _apply_outcome(
-        self,
-        db: AsyncSession,
-        session: CallSession,
-        billing_windows: list[BillingWindow],
-        done: Performed,
-        events: list[CallEvent],
+        self, stored: engine_queries.StoredCall, done: Performed, events: list[CallEvent]
     ) -> None:
         step, outcome = done.step, done.outcome
-        window = next((w for w in billing_windows if w.id == step.window_id), None)
+        window = next((w for w in stored.windows if w.id == step.window_id), None)
         if window is None:
             return
         recorded = (window.pending_action, window.pending_attempt) != (step.action, step.attempt)
@@ -364,7 +354,14 @@ class BillingEngine:
         if isinstance(outcome, InvalidPaymentRequest) and window.provider_hold_id:
             outcome = await self._reconcile(window.provider_hold_id, outcome)
         record_outcome(
-            db, session, billing_windows, window, step, outcome, self._clock.now(), events
+            stored.ledger,
+            stored.session,
+            stored.windows,
+            window,
+            step,
+            outcome,
+            self._clock.now(),
+            events,
         )
 
     async def check_authentication(self, session_id: str) -> None:

@@ -26,16 +26,38 @@ def record(
     at: datetime,
 ) -> None:
     db.add(
-        LedgerEntry(
-            session_id=session.id,
-            host_id=session.host_id,
+        entry(
+            session=session,
             window_number=window_number,
             kind=kind,
             amount_cents=amount_cents,
             provider_ref=provider_ref,
-            idempotency_key=f"{idempotency_key}:{kind}",
-            created_at=at,
+            idempotency_key=idempotency_key,
+            at=at,
         )
+    )
+
+
+def entry(
+    *,
+    session: CallSession,
+    window_number: int | None,
+    kind: LedgerKind,
+    amount_cents: int,
+    provider_ref: str | None,
+    idempotency_key: str,
+    at: datetime,
+) -> LedgerEntry:
+    """An entry for a provider action, keyed by the action's own key and the entry's kind."""
+    return LedgerEntry(
+        session_id=session.id,
+        host_id=session.host_id,
+        window_number=window_number,
+        kind=kind,
+        amount_cents=amount_cents,
+        provider_ref=provider_ref,
+        idempotency_key=f"{idempotency_key}:{kind}",
+        created_at=at,
     )
 
 

@@ -96,11 +96,11 @@ def count_provider_call(action: str, result: Hold | Refund | PaymentError) -> No
 
 def pending_amounts(db: AsyncSession) -> LedgerAmounts:
     """The ledger entries this unit of work is about to write, read before its commit."""
-    return [
-        (LedgerKind(entry.kind), entry.amount_cents)
-        for entry in db.new
-        if isinstance(entry, LedgerEntry)
-    ]
+    return amounts_of(entry for entry in db.new if isinstance(entry, LedgerEntry))
+
+
+def amounts_of(entries: Iterable[LedgerEntry]) -> LedgerAmounts:
+    return [(LedgerKind(entry.kind), entry.amount_cents) for entry in entries]
 
 
 def count_committed(amounts: Iterable[tuple[LedgerKind, int]]) -> None:

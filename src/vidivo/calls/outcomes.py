@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from vidivo.calls import ledger
 from vidivo.calls.actions import ProviderAction
 from vidivo.calls.events import CallEvent, HoldDeclined, WindowRenewed
-from vidivo.calls.models import BillingWindow, CallSession, LedgerKind, WindowState
+from vidivo.calls.models import BillingWindow, CallSession, LedgerEntry, LedgerKind, WindowState
 from vidivo.calls.terms import CallTerms
 from vidivo.calls.timeline import coverage_ends_at
 from vidivo.payments.provider import (
@@ -30,7 +28,7 @@ MAX_RETRY_DELAY_SECONDS = 300
 
 
 def record_outcome(
-    db: AsyncSession,
+    entries: list[LedgerEntry],
     session: CallSession,
     billing_windows: list[BillingWindow],
     window: BillingWindow,
@@ -45,9 +43,9 @@ def record_outcome(
     ):
         _retry_later(window, outcome, now)
     elif step.action.places_hold:
-        _record_hold(db, session, billing_windows, window, step, outcome, now, events)
+        _record_hold(entries, session, billing_windows, window, step, outcome, now, events)
     elif isinstance(outcome, Hold):
-        _record_settlement(db, session, window, step, outcome, now)
+        _record_settlement(entries, session, window, step, outcome, now)
     session.next_action_at = now
 
 
@@ -62,7 +60,7 @@ def _retry_later(window: BillingWindow, error: PaymentError | str, now: datetime
 
 
 def _record_hold(
-    db: AsyncSession,
+    entries: list[LedgerEntry],
     session: CallSession,
     billing_windows: list[BillingWindow],
     window: BillingWindow,
@@ -82,15 +80,16 @@ def _record_hold(
         window.held_cents = outcome.amount_cents
         window.provider_hold_id = outcome.id
         window.pending_action = None
-        ledger.record(
-            db,
-            session=session,
-            window_number=window.number,
-            kind=LedgerKind.HOLD,
-            amount_cents=outcome.amount_cents,
-            provider_ref=outcome.id,
-            idempotency_key=step.idempotency_key,
-            at=now,
+        entries.append(
+            ledger.entry(
+                session=session,
+                window_number=window.number,
+                kind=LedgerKind.HOLD,
+                amount_cents=outcome.amount_cents,
+                provider_ref=outcome.id,
+                idempotency_key=step.idempotency_key,
+                at=now,
+            )
         )
         if window.number > 1:
             events.append(WindowRenewed(window.number, outcome.amount_cents))
@@ -132,7 +131,7 @@ def _decline_code(window: BillingWindow, outcome: Hold | PaymentError) -> str:
 
 
 def _record_settlement(
-    db: AsyncSession,
+    entries: list[LedgerEntry],
     session: CallSession,
     window: BillingWindow,
     step: ProviderStep,
@@ -152,14 +151,13 @@ def _record_settlement(
         _retry_later(window, f"hold is {hold.status} after {step.action}", now)
         return
     window.pending_action = None
-    entries = [
+    settled = [
         (LedgerKind.CAPTURE, window.captured_cents),
         (LedgerKind.FEE, window.fee_cents),
         (LedgerKind.RELEASE, window.held_cents - window.captured_cents),
     ]
-    for kind, amount in entries:
-        ledger.record(
-            db,
+    entries.extend(
+        ledger.entry(
             session=session,
             window_number=window.number,
             kind=kind,
@@ -168,3 +166,5 @@ def _record_settlement(
             idempotency_key=step.idempotency_key,
             at=now,
         )
+        for kind, amount in settled
+    )

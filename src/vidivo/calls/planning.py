@@ -11,8 +11,6 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from vidivo.calls import windows
 from vidivo.calls.actions import ProviderAction, idempotency_key
 from vidivo.calls.events import CallEvent, Ended, Ending, IncomingCallGone
@@ -100,7 +98,6 @@ class Planner:
 
     def next_window_action(
         self,
-        db: AsyncSession,
         session: CallSession,
         billing_windows: list[BillingWindow],
         now: datetime,
@@ -115,7 +112,7 @@ class Planner:
                     return self._start(
                         session, window, ProviderAction.CAPTURE, window.held_cents, now
                     )
-            return self._maybe_renew(db, session, billing_windows, now)
+            return self._maybe_renew(session, billing_windows, now)
         if session.state == SessionState.ENDING:
             terms = CallTerms.of(session)
             for window in billing_windows:
@@ -137,7 +134,6 @@ class Planner:
 
     def _maybe_renew(
         self,
-        db: AsyncSession,
         session: CallSession,
         billing_windows: list[BillingWindow],
         now: datetime,
@@ -155,8 +151,7 @@ class Planner:
         if reachable < due_ms:
             return None
         window = windows.next_window(last, minutes, now)
-        db.add(window)
-        billing_windows.append(window)
+        billing_windows.append(window)  # inserted with the plan
         step = self._start(session, window, ProviderAction.HOLD, terms.cents_for(minutes), now)
         return dataclasses.replace(step, due_at=now - timedelta(milliseconds=reachable - due_ms))
 

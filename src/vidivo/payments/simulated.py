@@ -25,12 +25,27 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Boolean,
+    Executable,
+    Integer,
+    Row,
+    String,
+    Text,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.core.clock import Clock
-from vidivo.core.db import new_id
+from vidivo.core.db import UTCDateTime, new_id
 from vidivo.core.money import format_cents, refunded_fee_cents
 from vidivo.payments.provider import (
     AccountStatus,
@@ -74,6 +89,121 @@ _AUTHENTICATE_ALWAYS = "pm_card_authenticationRequired"
 _AUTHENTICATING = {_AUTHENTICATE_ONCE, _AUTHENTICATE_ALWAYS}
 _DECLINE_AFTER = re.compile(r"^pm_sim_decline_after_([0-9]{1,4})$")
 T = TypeVar("T")
+_AMOUNT_STAND_IN = -314159265  # no real amount, capture or fee is negative
+
+# The hot paths' statements, built once (SQLAlchemy then skips rebuilding and re-keying them).
+_RECORD_KEY = insert(SimIdempotencyKey)
+_INSERT_INTENT = insert(SimPaymentIntent)
+# A never-refused card's hold counted, if attached and its account takes charges.
+_COUNT_APPROVED_HOLD = (
+    update(SimAttachedCard)
+    .where(
+        SimAttachedCard.customer_id == bindparam("customer"),
+        SimAttachedCard.payment_method_id == bindparam("payment_method"),
+        exists().where(SimAccount.id == bindparam("account"), SimAccount.charges_enabled),
+    )
+    .values(holds_authorized=SimAttachedCard.holds_authorized + 1)
+)
+# The same, the intent and its idempotency record in one statement (PostgreSQL).
+_counted_card = _COUNT_APPROVED_HOLD.returning(SimAttachedCard.customer_id).cte("counted")
+_new_intent = (
+    insert(SimPaymentIntent)
+    .from_select(
+        [
+            "id",
+            "status",
+            "amount",
+            "amount_captured",
+            "amount_refunded",
+            "application_fee",
+            "customer_id",
+            "payment_method_id",
+            "destination_account_id",
+            "off_session",
+            "description",
+            "metadata_json",
+            "created_at",
+        ],
+        select(
+            bindparam("intent_id", type_=String),
+            bindparam("intent_status", type_=String),
+            bindparam("intent_amount", type_=Integer),
+            literal(0),
+            literal(0),
+            literal(0),
+            bindparam("customer", type_=String),
+            bindparam("payment_method", type_=String),
+            bindparam("account", type_=String),
+            bindparam("intent_off_session", type_=Boolean),
+            bindparam("intent_description", type_=String),
+            bindparam("intent_metadata", type_=Text),
+            bindparam("at", type_=UTCDateTime),
+        ).select_from(_counted_card),
+    )
+    .returning(SimPaymentIntent.id)
+    .cte("intent")
+)
+_HOLD_IN_ONE_STATEMENT = (
+    insert(SimIdempotencyKey)
+    .from_select(
+        ["key", "fingerprint", "result_json", "created_at"],
+        select(
+            bindparam("key", type_=String),
+            bindparam("fingerprint", type_=String),
+            bindparam("result", type_=Text),
+            bindparam("at", type_=UTCDateTime),
+        ).select_from(_new_intent),
+    )
+    .returning(SimIdempotencyKey.key)
+)
+_CAPTURE_CAPTURABLE = (
+    update(SimPaymentIntent)
+    .where(
+        SimPaymentIntent.id == bindparam("hold"),
+        SimPaymentIntent.status == HoldStatus.REQUIRES_CAPTURE,
+        SimPaymentIntent.amount >= bindparam("captured"),
+        SimPaymentIntent.created_at > bindparam("lapsed_before"),
+    )
+    .values(
+        status=HoldStatus.SUCCEEDED,
+        amount_captured=bindparam("captured"),
+        application_fee=bindparam("fee"),
+        captured_at=bindparam("now"),
+    )
+    .returning(SimPaymentIntent.amount)
+)
+# The same capture and its idempotency record in one statement (PostgreSQL). The record
+# holds the answer, whose amount (the hold's) only the UPDATE knows: it is spliced in.
+_captured = _CAPTURE_CAPTURABLE.cte("captured")
+_capture_recorded = (
+    insert(SimIdempotencyKey)
+    .from_select(
+        ["key", "fingerprint", "result_json", "created_at"],
+        select(
+            bindparam("key", type_=String),
+            bindparam("fingerprint", type_=String),
+            bindparam("result_head", type_=Text)
+            + sql_cast(_captured.c.amount, Text)
+            + bindparam("result_tail", type_=Text),
+            bindparam("recorded_at", type_=UTCDateTime),
+        ).select_from(_captured),
+    )
+    .returning(SimIdempotencyKey.key)
+    .cte("recorded")
+)
+_CAPTURE_IN_ONE_STATEMENT = select(_captured.c.amount).select_from(
+    _captured.join(_capture_recorded, true())
+)
+_CANCEL_UNCAPTURED = (
+    update(SimPaymentIntent)
+    .where(
+        SimPaymentIntent.id == bindparam("hold"), SimPaymentIntent.status != HoldStatus.SUCCEEDED
+    )
+    .values(status=HoldStatus.CANCELED)
+    .returning(
+        SimPaymentIntent.amount, SimPaymentIntent.amount_captured, SimPaymentIntent.application_fee
+    )
+)
 
 
 def _sim_id(prefix: str) -> str:
@@ -147,6 +277,12 @@ def _decode(stored: str) -> object:
     return data["value"]
 
 
+def _fingerprint(operation: str, params: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps([operation, params], sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
 class SimulatedProvider:
     name = "simulated"
 
@@ -161,6 +297,7 @@ class SimulatedProvider:
         self._factory = factory
         self._clock = clock
         self._base = public_base_url
+        self._dialect = factory.kw["bind"].dialect.name
         # Benchmarks: the round trip a real provider takes, in real time.
         self._latency = latency_ms / 1000
 
@@ -185,9 +322,7 @@ class SimulatedProvider:
         committing: the insert waits for it) is rolled back, its work with it, and answered
         with the stored outcome."""
         await self._network()
-        fingerprint = hashlib.sha256(
-            json.dumps([operation, params], sort_keys=True, default=str).encode()
-        ).hexdigest()
+        fingerprint = _fingerprint(operation, params)
         async with self._factory() as db:
             outcome: T | PaymentError
             try:
@@ -198,15 +333,15 @@ class SimulatedProvider:
             except BaseException:
                 await db.rollback()  # like Stripe after a 5xx: the key can be retried
                 raise
-            db.add(
-                SimIdempotencyKey(
-                    key=key,
-                    fingerprint=fingerprint,
-                    result_json=_encode(outcome),
-                    created_at=self._clock.now(),
-                )
-            )
+            record = {
+                "key": key,
+                "fingerprint": fingerprint,
+                "result_json": _encode(outcome),
+                "created_at": self._clock.now(),
+            }
             try:
+                await db.flush()  # what `run` left pending, then the key (no unit of work)
+                await (await db.connection()).execute(_RECORD_KEY, record)
                 await db.commit()
             except IntegrityError:
                 await db.rollback()
@@ -304,11 +439,71 @@ class SimulatedProvider:
         async def run(db: AsyncSession) -> Hold:
             return await self._authorize(db, request)
 
-        return await self._once(idempotency_key, "place_hold", dataclasses.asdict(request), run)
+        params = dataclasses.asdict(request)
+        if request.payment_method_id in _APPROVED and request.amount_cents >= 50:
+            hold = await self._hold_in_one_statement(request, idempotency_key, params)
+            if hold is not None:
+                return hold
+        return await self._once(idempotency_key, "place_hold", params, run)
+
+    async def _hold_in_one_statement(
+        self, request: HoldRequest, key: str, params: dict[str, Any]
+    ) -> Hold | None:
+        """On PostgreSQL, a never-refused card's hold is one statement: the card counted (if
+        attached and its account takes charges), the intent and the idempotency record
+        written, atomically and with no transaction round trips around it. A key already
+        recorded makes the whole statement fail: the first outcome is answered. None when
+        nothing was written: `_once` then runs the general path, which refuses as it must."""
+        if self._dialect != "postgresql":
+            return None
+        await self._network()
+        fingerprint = _fingerprint("place_hold", params)
+        now = self._clock.now()
+        hold = Hold(_sim_id("pi"), HoldStatus.REQUIRES_CAPTURE, request.amount_cents)
+        values = {
+            "customer": request.customer_id,
+            "payment_method": request.payment_method_id,
+            "account": request.destination_account_id,
+            "intent_id": hold.id,
+            "intent_status": HoldStatus.REQUIRES_CAPTURE.value,
+            "intent_amount": request.amount_cents,
+            "intent_off_session": request.off_session,
+            "intent_description": request.description,
+            "intent_metadata": json.dumps(request.metadata),
+            "at": now,
+            "key": key,
+            "fingerprint": fingerprint,
+            "result": _encode(hold),
+        }
+        written = await self._in_one_statement(_HOLD_IN_ONE_STATEMENT, values, key, fingerprint)
+        if isinstance(written, Hold):
+            return written  # the key's first outcome
+        return hold if written is not None else None
+
+    async def _in_one_statement(
+        self, statement: Executable, values: dict[str, Any], key: str, fingerprint: str
+    ) -> Row[Any] | Hold | None:
+        """A statement that does an operation and writes its idempotency record, run alone
+        (autocommitted: it is its own transaction). Its first row (None when it wrote
+        nothing), or, when the key was recorded already, the first outcome under it."""
+        async with self._factory() as db:
+            autocommit = {"isolation_level": "AUTOCOMMIT"}
+            connection = await db.connection(execution_options=autocommit)
+            try:
+                result = await connection.execute(statement, values)
+            except IntegrityError:
+                replayed = await self._replay(db, key, fingerprint)
+                assert isinstance(replayed, Hold)
+                return replayed
+            return result.first()
 
     async def _authorize(self, db: AsyncSession, request: HoldRequest) -> Hold:
         if request.amount_cents < 50:
             raise InvalidPaymentRequest("Amount must be at least $0.50 usd.")
+        if request.payment_method_id in _APPROVED:
+            hold = await self._authorize_approved(db, request)
+            if hold is not None:
+                return hold
         card = await db.get(
             SimAttachedCard, (request.customer_id, request.payment_method_id), with_for_update=True
         )
@@ -341,6 +536,39 @@ class SimulatedProvider:
             card.holds_authorized += 1
         await db.flush()
         return _hold(intent, self._base)
+
+    async def _authorize_approved(self, db: AsyncSession, request: HoldRequest) -> Hold | None:
+        """A card that is never refused, attached, to an account that takes charges: counted
+        and held in two statements (the count's UPDATE locks the card as the general path's
+        SELECT … FOR UPDATE does). None when either check fails: the general path then finds
+        which one and refuses as it always did."""
+        connection = await db.connection()
+        card = {
+            "customer": request.customer_id,
+            "payment_method": request.payment_method_id,
+            "account": request.destination_account_id,
+        }
+        if (await connection.execute(_COUNT_APPROVED_HOLD, card)).rowcount != 1:
+            return None
+        intent_id = _sim_id("pi")
+        intent = {
+            "id": intent_id,
+            "status": HoldStatus.REQUIRES_CAPTURE,
+            "amount": request.amount_cents,
+            "amount_captured": 0,
+            "amount_refunded": 0,
+            "application_fee": 0,
+            "customer_id": request.customer_id,
+            "payment_method_id": request.payment_method_id,
+            "destination_account_id": request.destination_account_id,
+            "off_session": request.off_session,
+            "description": request.description,
+            "metadata_json": json.dumps(request.metadata),
+            "created_at": self._clock.now(),
+            "captured_at": None,
+        }
+        await connection.execute(_INSERT_INTENT, intent)
+        return Hold(intent_id, HoldStatus.REQUIRES_CAPTURE, request.amount_cents, 0, 0)
 
     async def complete_authentication(self, hold_id: str, *, succeeded: bool) -> Hold:
         """What the cardholder does on the bank's 3-D Secure page, done on a local page:
@@ -390,6 +618,11 @@ class SimulatedProvider:
         idempotency_key: str,
     ) -> Hold:
         async def run(db: AsyncSession) -> Hold:
+            captured = await self._capture_capturable(
+                db, hold_id, amount_cents, application_fee_cents
+            )
+            if captured is not None:
+                return captured
             intent = await self._load_intent(db, hold_id)
             if intent.status != HoldStatus.REQUIRES_CAPTURE:
                 raise InvalidPaymentRequest(
@@ -409,10 +642,74 @@ class SimulatedProvider:
             return _hold(intent, self._base)
 
         params = {"hold": hold_id, "amount": amount_cents, "fee": application_fee_cents}
+        hold = await self._capture_in_one_statement(
+            hold_id, amount_cents, application_fee_cents, idempotency_key, params
+        )
+        if hold is not None:
+            return hold
         return await self._once(idempotency_key, "capture", params, run)
+
+    async def _capture_in_one_statement(
+        self, hold_id: str, amount_cents: int, fee_cents: int, key: str, params: dict[str, Any]
+    ) -> Hold | None:
+        """On PostgreSQL, a valid capture of a capturable hold and its idempotency record in
+        one autocommitted statement. None when nothing was written: `_once` then runs the
+        general path, which refuses as it must."""
+        if self._dialect != "postgresql" or amount_cents <= 0:
+            return None
+        if not 0 <= fee_cents <= amount_cents:
+            return None
+        await self._network()
+        fingerprint = _fingerprint("capture", params)
+        now = self._clock.now()
+        # The answer with a stand-in amount, cut where the hold's amount goes.
+        answer = Hold(hold_id, HoldStatus.SUCCEEDED, _AMOUNT_STAND_IN, amount_cents, fee_cents)
+        head, tail = _encode(answer).split(str(_AMOUNT_STAND_IN))
+        values = {
+            "hold": hold_id,
+            "captured": amount_cents,
+            "fee": fee_cents,
+            "now": now,
+            "lapsed_before": now - AUTHORIZATION_LIFETIME,
+            "key": key,
+            "fingerprint": fingerprint,
+            "result_head": head,
+            "result_tail": tail,
+            "recorded_at": now,
+        }
+        row = await self._in_one_statement(_CAPTURE_IN_ONE_STATEMENT, values, key, fingerprint)
+        if row is None or isinstance(row, Hold):
+            return row
+        return dataclasses.replace(answer, amount_cents=row.amount)
+
+    async def _capture_capturable(
+        self, db: AsyncSession, hold_id: str, amount_cents: int, application_fee_cents: int
+    ) -> Hold | None:
+        """A valid capture of an authorized, unlapsed hold covering the amount, in one UPDATE.
+        None when any of that fails: the general path then refuses as it always did."""
+        if amount_cents <= 0 or not 0 <= application_fee_cents <= amount_cents:
+            return None
+        now = self._clock.now()
+        capture = {
+            "hold": hold_id,
+            "captured": amount_cents,
+            "fee": application_fee_cents,
+            "now": now,
+            "lapsed_before": now - AUTHORIZATION_LIFETIME,
+        }
+        row = (await (await db.connection()).execute(_CAPTURE_CAPTURABLE, capture)).first()
+        if row is None:
+            return None
+        return Hold(hold_id, HoldStatus.SUCCEEDED, row.amount, amount_cents, application_fee_cents)
 
     async def cancel_hold(self, hold_id: str, *, idempotency_key: str) -> Hold:
         async def run(db: AsyncSession) -> Hold:
+            # Whatever it was (lapsed too), a hold not captured ends cancelled, in one UPDATE.
+            connection = await db.connection()
+            row = (await connection.execute(_CANCEL_UNCAPTURED, {"hold": hold_id})).first()
+            if row is not None:
+                amount, captured, fee = row
+                return Hold(hold_id, HoldStatus.CANCELED, amount, captured, fee)
             intent = await self._load_intent(db, hold_id)
             if intent.status == HoldStatus.SUCCEEDED:
                 raise InvalidPaymentRequest(
