@@ -64,16 +64,14 @@ async def start_session(
     body: SessionStart,
     starts: Starts,
     clock: AppClock,
-    db: DbSession,
     mailer: Outbox,
     background: BackgroundTasks,
 ) -> SessionStarted:
     started = await starts.start(short_code, body)
-    background.add_task(mailer.deliver_pending)  # the offline host's "a guest is waiting"
-    billing_windows = await repository.windows_of(db, started.session.id)
-    now = clock.now()
+    if started.host_emailed:  # the offline host's "a guest is waiting"
+        background.add_task(mailer.deliver_pending)
     return SessionStarted(
-        session=views.session_out(started.session, billing_windows, now),
+        session=views.session_out(started.session, started.billing_windows, clock.now()),
         guest_token=started.guest_token,
         authentication=views.authentication_out(started.authentication),
     )

@@ -13,7 +13,7 @@ from vidivo.auth import availability
 from vidivo.auth.availability import Availability
 from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal
-from vidivo.calls import letters, windows
+from vidivo.calls import letters, repository, windows
 from vidivo.calls.access import ensure_may_view
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.errors import HostAway, HostUnavailable, InvalidSessionState, PaymentFailed
@@ -54,10 +54,24 @@ class PendingAuthentication:
 
 
 @dataclass(frozen=True)
+class FirstHoldSettled:
+    """A call whose first hold is settled, as its start answers: its windows as read in the
+    transaction that settled it (the answer shows them; nobody reads them again)."""
+
+    session: CallSession
+    billing_windows: list[BillingWindow]
+    authentication: PendingAuthentication | None = None
+    host_emailed: bool = False
+
+
+@dataclass(frozen=True)
 class StartedSession:
     session: CallSession
+    billing_windows: list[BillingWindow]
     guest_token: str
     authentication: PendingAuthentication | None = None
+    # A "guest waiting" letter was queued for the host: the outbox has something to send.
+    host_emailed: bool = False
 
 
 class CallStarter:
@@ -94,8 +108,8 @@ class CallStarter:
             if host.away:  # before any card work: nothing is held for a host who said no
                 raise HostAway()
             link_code, limited_uses = link.short_code, link.max_uses is not None
-            account = await payouts.get_account(db, host.id)
-            if account is None or not account.charges_enabled:
+            destination = await payouts.account_taking_charges(db, host.id)
+            if destination is None:
                 raise HostUnavailable()
             terms = terms_at_start(self._settings, link.rate_cents, link.window_size_minutes, body)
             now = clock.now()
@@ -106,7 +120,7 @@ class CallStarter:
                 guest_name=body.guest_name,
                 guest_email=str(body.guest_email).lower(),
                 payment_method_id=body.payment_method_id,
-                destination_account_id=account.account_id,
+                destination_account_id=destination,
                 created_at=now,
                 next_action_at=now + self._engine.timings.abandoned_start,
             )
@@ -132,14 +146,18 @@ class CallStarter:
             await self._fail_start(session_id, "card_refused")
             raise start_error(error) from error
         async with self._factory() as db:
-            session = await load_session(db, session_id)
-            session.customer_id = customer_id
-            remember_card(session, card)
+            await repository.record_customer(db, session_id, customer_id, card_of(card))
             await db.commit()
 
         await self._engine.advance(session_id)
-        session, asked = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
-        return StartedSession(session, self._guest_token(session_id), asked)
+        settled = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+        return StartedSession(
+            settled.session,
+            settled.billing_windows,
+            self._guest_token(session_id),
+            settled.authentication,
+            settled.host_emailed,
+        )
 
     async def confirm_payment(
         self, session_id: str, caller: GuestPrincipal
@@ -164,7 +182,8 @@ class CallStarter:
         if session.state == SessionState.PENDING_PAYMENT:
             if first.state in IN_FLIGHT:
                 raise InvalidSessionState("This call is still starting.")
-            return await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+            settled = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+            return settled.session, settled.authentication
         if last.state == WindowState.AUTHENTICATING:
             return session, await pending_authentication(self._provider, last)
         if last.state == WindowState.DECLINED and last.decline_code == AUTH_FAILED:
@@ -173,15 +192,20 @@ class CallStarter:
 
     async def _after_first_hold(
         self, session_id: str, link_id: str, link_code: str, limited_uses: bool
-    ) -> tuple[CallSession, PendingAuthentication | None]:
+    ) -> FirstHoldSettled:
         """The first hold is settled: authorized, it takes a use and rings the host; refused,
         the start fails; still with the guest's bank, the guest is told how to answer."""
-        clock = self._clock
+        clock, settings = self._clock, self._settings
+        timeout = availability.presence_timeout(settings.signal_idle_timeout_seconds)
         async with self._factory() as db:
-            session = await load_session(db, session_id)
-            host = await db.get_one(User, session.host_id, populate_existing=True)
+            now = clock.now()
+            starting = await repository.starting_call(
+                db, session_id, availability.fresh_since(now, timeout)
+            )
+            session, host = starting.session, starting.host
+            billing_windows = starting.billing_windows
             if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
-                begin_ending(session, clock.now(), "host_suspended")
+                begin_ending(session, now, "host_suspended")
             if session.state != SessionState.PENDING_PAYMENT:
                 # The host was suspended while the first hold was placed (or the guest took
                 # too long to authenticate): the engine releases what it held, and the link
@@ -191,22 +215,22 @@ class CallStarter:
                 if session.end_reason == "host_suspended":
                     raise HostUnavailable()
                 raise InvalidSessionState("This call did not start in time; nothing was charged.")
-            first = (await windows_of(db, session_id))[0]
+            first = billing_windows[0]
             if first.state == WindowState.AUTHENTICATING:
                 await db.commit()
-                return session, await pending_authentication(self._provider, first)
+                asked = await pending_authentication(self._provider, first)
+                return FirstHoldSettled(session, billing_windows, asked)
             if first.state == WindowState.DECLINED:
                 code = first.decline_code
-                await self._fail_start(
-                    session_id, code if code in NEEDS_THE_GUEST else "card_declined"
-                )
+                reason = code if code in NEEDS_THE_GUEST else "card_declined"
+                _record_failed_start(session, billing_windows, reason, now)
+                await db.commit()
                 raise declined(first.decline_code)
             if first.state != WindowState.HELD:
-                begin_ending(session, clock.now(), "provider_unavailable")
+                begin_ending(session, now, "provider_unavailable")
                 await db.commit()
                 await self._engine.advance(session_id)
                 raise payouts.PaymentProviderUnavailable()
-            now = clock.now()
             if not await links.consume_use(db, link_id, now):
                 begin_ending(session, now, "link_exhausted")
                 await db.commit()
@@ -217,21 +241,21 @@ class CallStarter:
             session.use_consumed = True
             session.waiting_deadline = now + self._engine.timings.host_join_timeout
             session.next_action_at = session.waiting_deadline
-            await self._email_host_if_offline(db, session, host, now)
+            offline = (
+                availability.availability_of(away=host.away, dashboard_open=starting.dashboard_open)
+                == Availability.OFFLINE
+            )
+            if offline:
+                self._email_host(db, session, host)
             await db.commit()
         if limited_uses:  # this use may have been the last: the public view changes
             await self._public_links.changed(self._hub, code=link_code)
         await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
-        return session, None
+        return FirstHoldSettled(session, billing_windows, host_emailed=offline)
 
-    async def _email_host_if_offline(
-        self, db: AsyncSession, session: CallSession, host: User, now: datetime
-    ) -> None:
+    def _email_host(self, db: AsyncSession, session: CallSession, host: User) -> None:
         """No dashboard of the host is open to ring: the guest waits, so the host is emailed
         (in the same transaction as the wait, so it is sent exactly when the call waits)."""
-        timeout = availability.presence_timeout(self._settings.signal_idle_timeout_seconds)
-        if await availability.availability(db, host, now, timeout) != Availability.OFFLINE:
-            return
         assert session.waiting_deadline is not None
         letter = letters.guest_waiting(
             base_url=self._settings.public_base_url,
@@ -245,13 +269,21 @@ class CallStarter:
     async def _fail_start(self, session_id: str, reason: str) -> None:
         async with self._factory() as db:
             session = await load_session(db, session_id)
-            for window in await windows_of(db, session_id):
-                windows.abandon_hold_request(window)
-            session.state = SessionState.DECLINED
-            session.end_reason = reason
-            session.ended_at = self._clock.now()
-            session.next_action_at = None
+            billing_windows = await windows_of(db, session_id)
+            _record_failed_start(session, billing_windows, reason, self._clock.now())
             await db.commit()
+
+
+def _record_failed_start(
+    session: CallSession, billing_windows: list[BillingWindow], reason: str, now: datetime
+) -> None:
+    """A start that ends before its first hold exists: nothing is held, the call is over."""
+    for window in billing_windows:
+        windows.abandon_hold_request(window)
+    session.state = SessionState.DECLINED
+    session.end_reason = reason
+    session.ended_at = now
+    session.next_action_at = None
 
 
 async def pending_authentication(
@@ -282,10 +314,15 @@ def terms_at_start(
         raise ValidationFailed.field("max_spend", str(exc)) from None
 
 
+def card_of(card: CardSummary | None) -> tuple[str, str] | None:
+    """The card's brand and last 4 as a call keeps them, for its receipt."""
+    return None if card is None else (card.brand[:20], card.last4[:4])
+
+
 def remember_card(session: CallSession, card: CardSummary | None) -> None:
     """The receipt names the card the call was paid with (the newest one after a change)."""
-    if card is not None:
-        session.card_brand, session.card_last4 = card.brand[:20], card.last4[:4]
+    if (named := card_of(card)) is not None:
+        session.card_brand, session.card_last4 = named
 
 
 def decline_message(code: str | None) -> str:
