@@ -132,7 +132,7 @@ async def _started_calls(
 
     async def one() -> str:
         async with gate:
-            started = await setup.calls.start("enginebench", body)
+            started = await setup.starts.start("enginebench", body)
             return started.session.id
 
     ids = await asyncio.gather(*(one() for _ in range(scenario.sessions)))

@@ -30,6 +30,7 @@ from vidivo.calls.receipt_links import PURPOSE as receipt_links_purpose
 from vidivo.calls.receipt_links import ReceiptLinks
 from vidivo.calls.routes import router as sessions_router
 from vidivo.calls.service import CallService
+from vidivo.calls.start import CallStarter
 from vidivo.calls.worker import BillingWorker
 from vidivo.core.client_address import TrustedProxyClients
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
@@ -96,6 +97,7 @@ class AppContext:
     billing: BillingEngine
     worker: BillingWorker
     calls: CallService
+    starts: CallStarter
 
 
 def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
@@ -156,7 +158,8 @@ def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
             payments=payments,
             concurrency=settings.worker_concurrency,
         ),
-        calls=CallService(
+        calls=CallService(factory, clock, payments, billing, hub),
+        starts=CallStarter(
             factory,
             clock,
             payments,
@@ -190,6 +193,7 @@ def provided_by(context: AppContext) -> Provided:
         BillingEngine: context.billing,
         BillingWorker: context.worker,
         CallService: context.calls,
+        CallStarter: context.starts,
     }
 
 

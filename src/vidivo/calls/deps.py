@@ -10,10 +10,12 @@ from starlette.requests import HTTPConnection
 from vidivo.calls.engine import BillingEngine
 from vidivo.calls.receipt_links import ReceiptLinks
 from vidivo.calls.service import CallService
+from vidivo.calls.start import CallStarter
 from vidivo.core.deps import provided
 from vidivo.core.logs import call_session_id
 
 Calls = Annotated[CallService, provided(CallService)]
+Starts = Annotated[CallStarter, provided(CallStarter)]
 Billing = Annotated[BillingEngine, provided(BillingEngine)]
 ReceiptAddresses = Annotated[ReceiptLinks, provided(ReceiptLinks)]
 

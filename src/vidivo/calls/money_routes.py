@@ -7,8 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 
 from vidivo.auth.deps import Caller, CurrentHost, Outbox
-from vidivo.calls import receipts, refunds
-from vidivo.calls import service as sessions
+from vidivo.calls import access, receipts, refunds
 from vidivo.calls.deps import LoggedCallSession, ReceiptAddresses
 from vidivo.calls.earnings import (
     HostEarnings,
@@ -19,6 +18,7 @@ from vidivo.calls.earnings import (
     host_earnings_by_period,
     period_spans,
 )
+from vidivo.calls.errors import InvalidSessionState
 from vidivo.calls.models import RefundState, SessionState
 from vidivo.calls.money_schemas import (
     Earnings,
@@ -47,7 +47,7 @@ router = APIRouter(tags=["billing"], dependencies=[LoggedCallSession])
 async def receipt(
     session_id: str, caller: Caller, db: DbSession, links: ReceiptAddresses
 ) -> ReceiptResponse:
-    session = await sessions.get_for(db, session_id, caller)
+    session = await access.get_for(db, session_id, caller)
     return ReceiptResponse(receipt=await receipts.receipt_of(db, session, links))
 
 
@@ -82,10 +82,10 @@ async def refund(
     background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> RefundResponse:
-    session = await sessions.get_for(db, session_id, principal)
-    sessions.ensure_host_of(session, principal)
+    session = await access.get_for(db, session_id, principal)
+    access.ensure_host_of(session, principal)
     if session.state != SessionState.ENDED:
-        raise sessions.InvalidSessionState("Only an ended call can be refunded.")
+        raise InvalidSessionState("Only an ended call can be refunded.")
     key = validate_key(idempotency_key)
     if key is None:
         raise ValidationFailed.field(

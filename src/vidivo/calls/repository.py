@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vidivo.auth.availability import dashboard_open_clause
+from vidivo.auth.models import User
 from vidivo.calls.models import (
     BillingWindow,
     CallSession,
@@ -41,6 +44,60 @@ async def windows_of(db: AsyncSession, session_id: str) -> list[BillingWindow]:
             .order_by(BillingWindow.number)
         )
     )
+
+
+async def record_customer(
+    db: AsyncSession, session_id: str, customer_id: str, card: tuple[str, str] | None
+) -> None:
+    """The guest's customer at the provider, and the card's brand and last 4, written in one
+    statement (the call was made in this request: nothing needs reading first). The version
+    moves as an ORM update would move it."""
+    values: dict[str, object] = {"customer_id": customer_id, "version": CallSession.version + 1}
+    if card is not None:
+        values["card_brand"], values["card_last4"] = card
+    await db.execute(
+        update(CallSession)
+        .where(CallSession.id == session_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class StartingCall:
+    """What the end of a call's start decides on, read in one query."""
+
+    session: CallSession
+    billing_windows: list[BillingWindow]
+    host: User
+    dashboard_open: bool
+
+
+async def starting_call(
+    db: AsyncSession, session_id: str, dashboards_since: datetime
+) -> StartingCall:
+    """The call as stored now, its windows in order, its host as stored now (a suspension
+    may have come meanwhile) and whether one of the host's dashboards is open, in one read."""
+    rows = (
+        await db.execute(
+            select(
+                CallSession,
+                BillingWindow,
+                User,
+                dashboard_open_clause(CallSession.host_id, dashboards_since).label("open"),
+            )
+            .join(User, User.id == CallSession.host_id)
+            .outerjoin(BillingWindow, BillingWindow.session_id == CallSession.id)
+            .where(CallSession.id == session_id)
+            .order_by(BillingWindow.number)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    if not rows:
+        raise NotFound("No call session with this id.")
+    session, _, host, dashboard_open = rows[0]
+    billing_windows = [window for _, window, _, _ in rows if window is not None]
+    return StartingCall(session, billing_windows, host, bool(dashboard_open))
 
 
 async def windows_by_session(

@@ -6,8 +6,8 @@ from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from vidivo.auth.deps import Caller, CurrentHost, Outbox
 from vidivo.auth.service import GuestPrincipal
-from vidivo.calls import ledger, repository, service, views
-from vidivo.calls.deps import Billing, Calls, LoggedCallSession
+from vidivo.calls import access, ledger, repository, service, views
+from vidivo.calls.deps import Billing, Calls, LoggedCallSession, Starts
 from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.schemas import (
     Charges,
@@ -18,6 +18,7 @@ from vidivo.calls.schemas import (
     SessionStart,
     SessionStarted,
 )
+from vidivo.calls.start import PendingAuthentication
 from vidivo.core.deps import AppClock, Cursors, DbSession
 from vidivo.core.errors import Forbidden
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -61,18 +62,16 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
 async def start_session(
     short_code: KnownShortCode,
     body: SessionStart,
-    calls: Calls,
+    starts: Starts,
     clock: AppClock,
-    db: DbSession,
     mailer: Outbox,
     background: BackgroundTasks,
 ) -> SessionStarted:
-    started = await calls.start(short_code, body)
-    background.add_task(mailer.deliver_pending)  # the offline host's "a guest is waiting"
-    billing_windows = await repository.windows_of(db, started.session.id)
-    now = clock.now()
+    started = await starts.start(short_code, body)
+    if started.host_emailed:  # the offline host's "a guest is waiting"
+        background.add_task(mailer.deliver_pending)
     return SessionStarted(
-        session=views.session_out(started.session, billing_windows, now),
+        session=views.session_out(started.session, started.billing_windows, clock.now()),
         guest_token=started.guest_token,
         authentication=views.authentication_out(started.authentication),
     )
@@ -115,7 +114,7 @@ async def list_sessions(
 async def get_session(
     session_id: str, caller: Caller, db: DbSession, clock: AppClock
 ) -> SessionResponse:
-    return await _respond(clock, db, await service.get_for(db, session_id, caller))
+    return await _respond(clock, db, await access.get_for(db, session_id, caller))
 
 
 @router.post(
@@ -133,7 +132,7 @@ async def accept(
 ) -> SessionResponse:
     session = await calls.accept(session_id, principal)
     await billing.advance(session_id)
-    return await _respond(clock, db, await service.get_for(db, session.id, principal))
+    return await _respond(clock, db, await access.get_for(db, session.id, principal))
 
 
 @router.post(
@@ -151,7 +150,7 @@ async def decline(
 ) -> SessionResponse:
     await calls.decline(session_id, principal)
     await billing.advance(session_id)
-    return await _respond(clock, db, await service.get_for(db, session_id, principal))
+    return await _respond(clock, db, await access.get_for(db, session_id, principal))
 
 
 @router.post(
@@ -164,7 +163,7 @@ async def end(
 ) -> SessionResponse:
     await calls.end(session_id, caller)
     await billing.advance(session_id)
-    return await _respond(clock, db, await service.get_for(db, session_id, caller))
+    return await _respond(clock, db, await access.get_for(db, session_id, caller))
 
 
 @router.post(
@@ -196,14 +195,14 @@ async def confirm_payment(
     session_id: str,
     caller: Caller,
     db: DbSession,
-    calls: Calls,
+    starts: Starts,
     clock: AppClock,
     mailer: Outbox,
     background: BackgroundTasks,
 ) -> GuestPaymentResponse:
     if not isinstance(caller, GuestPrincipal):
         raise Forbidden("Only the guest can answer the card's bank.")
-    _, pending = await calls.confirm_payment(session_id, caller)
+    _, pending = await starts.confirm_payment(session_id, caller)
     background.add_task(mailer.deliver_pending)  # the offline host's "a guest is waiting"
     return await _respond_to_guest(clock, db, session_id, caller, pending)
 
@@ -213,9 +212,9 @@ async def _respond_to_guest(
     db: DbSession,
     session_id: str,
     caller: GuestPrincipal,
-    pending: service.PendingAuthentication | None,
+    pending: PendingAuthentication | None,
 ) -> GuestPaymentResponse:
-    session = await service.get_for(db, session_id, caller)
+    session = await access.get_for(db, session_id, caller)
     billing_windows = await repository.windows_of(db, session.id)
     return GuestPaymentResponse(
         session=views.session_out(session, billing_windows, clock.now()),
@@ -229,5 +228,5 @@ async def _respond_to_guest(
     summary="Each billing window: held, captured, released",
 )
 async def charges(session_id: str, caller: Caller, db: DbSession) -> Charges:
-    session = await service.get_for(db, session_id, caller)
+    session = await access.get_for(db, session_id, caller)
     return views.charges(await repository.windows_of(db, session.id))

@@ -22,7 +22,7 @@ from vidivo.calls.timeline import billed_ms, coverage_minutes
 from vidivo.core.money import format_cents
 
 if TYPE_CHECKING:
-    from vidivo.calls.service import PendingAuthentication
+    from vidivo.calls.start import PendingAuthentication
 
 SETTLED = (WindowState.CAPTURED, WindowState.RELEASED)
 

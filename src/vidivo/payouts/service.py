@@ -38,10 +38,22 @@ def charges_enabled_column(host_id: SQLColumnExpression[str]) -> ScalarSelect[bo
     )
 
 
+async def account_taking_charges(db: AsyncSession, host_id: str) -> str | None:
+    """The host's connected account if it can take charges now (a call's destination). Two
+    columns, not the account's row: every start and every hold asks."""
+    row = (
+        await db.execute(
+            select(PayoutAccount.account_id, PayoutAccount.charges_enabled).where(
+                PayoutAccount.host_id == host_id
+            )
+        )
+    ).first()
+    return row.account_id if row is not None and row.charges_enabled else None
+
+
 async def charges_enabled(db: AsyncSession, host_id: str) -> bool:
     """Whether the host's connected account can take charges: checked before links and holds."""
-    account = await get_account(db, host_id)
-    return account is not None and account.charges_enabled
+    return await account_taking_charges(db, host_id) is not None
 
 
 def charges_enabled_clause(host_id: SQLColumnExpression[str]) -> ColumnElement[bool]:

@@ -20,6 +20,7 @@ from vidivo.auth import service as auth
 from vidivo.auth.deps import Caller, Tokens
 from vidivo.auth.service import GuestPrincipal, Principal
 from vidivo.auth.tokens import TokenAuthority
+from vidivo.calls import access
 from vidivo.calls import service as sessions
 from vidivo.calls.deps import Billing, Calls, LoggedCallSession
 from vidivo.calls.events import CallEvent, Paused, PeerJoined, PeerLeft, Resumed, WentLive
@@ -63,7 +64,7 @@ async def ice_servers(
     clock: AppClock,
     settings: AppSettings,
 ) -> IceServers:
-    session = await sessions.get_for_party(db, session_id, caller)
+    session = await access.get_for_party(db, session_id, caller)
     now = clock.now()
     not_after = await sessions.relay_deadline(db, session, now)
     return ice_servers_for(settings, session.id, now, not_after)
@@ -92,7 +93,7 @@ async def _role(
         return None
     async with factory() as db:
         try:
-            session = await sessions.get_for_party(db, session_id, caller)
+            session = await access.get_for_party(db, session_id, caller)
         except ApiError:
             return None
         if session.state in FINAL_STATES:

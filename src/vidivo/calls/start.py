@@ -1,0 +1,348 @@
+"""Starting a call against a link: its terms, the first hold, the card it is paid with, and
+the guest's answer to the card's bank; a refused card said in the guest's words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vidivo.auth import availability
+from vidivo.auth.availability import Availability
+from vidivo.auth.models import User
+from vidivo.auth.service import GuestPrincipal
+from vidivo.calls import letters, repository, windows
+from vidivo.calls.access import ensure_may_view
+from vidivo.calls.engine import BillingEngine
+from vidivo.calls.errors import HostAway, HostUnavailable, InvalidSessionState, PaymentFailed
+from vidivo.calls.events import IncomingCall
+from vidivo.calls.models import IN_FLIGHT, BillingWindow, CallSession, SessionState, WindowState
+from vidivo.calls.outcomes import AUTH_FAILED, NEEDS_THE_GUEST
+from vidivo.calls.repository import load_session, windows_of
+from vidivo.calls.schemas import SessionStart
+from vidivo.calls.terms import CallTerms, SpendingCapTooLow
+from vidivo.calls.timeline import begin_ending
+from vidivo.core.clock import Clock
+from vidivo.core.config import Settings
+from vidivo.core.errors import ApiError, ValidationFailed
+from vidivo.core.hub import Hub
+from vidivo.core.money import parse_amount_to_cents
+from vidivo.links import service as links
+from vidivo.links.public_cache import PublicLinkCache
+from vidivo.mail.letters import queue_letter
+from vidivo.payments.provider import (
+    AuthenticationRequired,
+    CardDeclined,
+    CardSummary,
+    InvalidPaymentRequest,
+    PaymentError,
+    PaymentProvider,
+)
+from vidivo.payouts import service as payouts
+
+
+@dataclass(frozen=True)
+class PendingAuthentication:
+    """A hold the card's bank asks the guest to authenticate (3-D Secure) before it exists:
+    Stripe.js finishes it with the client secret, a plain page at the URL (simulated)."""
+
+    window: int
+    client_secret: str | None
+    next_action_url: str | None
+
+
+@dataclass(frozen=True)
+class FirstHoldSettled:
+    """A call whose first hold is settled, as its start answers: its windows as read in the
+    transaction that settled it (the answer shows them; nobody reads them again)."""
+
+    session: CallSession
+    billing_windows: list[BillingWindow]
+    authentication: PendingAuthentication | None = None
+    host_emailed: bool = False
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    session: CallSession
+    billing_windows: list[BillingWindow]
+    guest_token: str
+    authentication: PendingAuthentication | None = None
+    # A "guest waiting" letter was queued for the host: the outbox has something to send.
+    host_emailed: bool = False
+
+
+class CallStarter:
+    """A call's start: the session and its first hold, then the host rung; and the guest's
+    return from the bank's challenge. Built once by the composition root with what it uses."""
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        provider: PaymentProvider,
+        engine: BillingEngine,
+        hub: Hub,
+        public_links: PublicLinkCache,
+        settings: Settings,
+        guest_token: Callable[[str], str],
+    ) -> None:
+        self._factory = factory
+        self._clock = clock
+        self._provider = provider
+        self._engine = engine
+        self._hub = hub
+        self._public_links = public_links
+        self._settings = settings
+        # Issues the guest's token for a call (auth's, handed in: auth sits below calls).
+        self._guest_token = guest_token
+
+    async def start(self, short_code: str, body: SessionStart) -> StartedSession:
+        """Hold the first window, and only then take a use of the link."""
+        clock, provider = self._clock, self._provider
+        async with self._factory() as db:
+            link, host = await links.get_usable_for_view(db, clock, short_code)
+            links.ensure_in_schedule(link, clock.now())
+            if host.away:  # before any card work: nothing is held for a host who said no
+                raise HostAway()
+            link_code, limited_uses = link.short_code, link.max_uses is not None
+            destination = await payouts.account_taking_charges(db, host.id)
+            if destination is None:
+                raise HostUnavailable()
+            terms = terms_at_start(self._settings, link.rate_cents, link.window_size_minutes, body)
+            now = clock.now()
+            session = CallSession(
+                link_id=link.id,
+                host_id=host.id,
+                state=SessionState.PENDING_PAYMENT,
+                guest_name=body.guest_name,
+                guest_email=str(body.guest_email).lower(),
+                payment_method_id=body.payment_method_id,
+                destination_account_id=destination,
+                created_at=now,
+                next_action_at=now + self._engine.timings.abandoned_start,
+            )
+            terms.store_on(session)
+            db.add(session)
+            await db.flush()
+            db.add(windows.first_window(session.id, terms, now))
+            await db.commit()
+            session_id, link_id = session.id, link.id
+
+        try:
+            customer_id = await provider.create_customer(
+                email=str(body.guest_email),
+                name=body.guest_name,
+                idempotency_key=f"session:{session_id}:customer",
+            )
+            card = await provider.attach_payment_method(
+                customer_id=customer_id,
+                payment_method_id=body.payment_method_id,
+                idempotency_key=f"session:{session_id}:attach:{body.payment_method_id}",
+            )
+        except PaymentError as error:
+            await self._fail_start(session_id, "card_refused")
+            raise start_error(error) from error
+        async with self._factory() as db:
+            await repository.record_customer(db, session_id, customer_id, card_of(card))
+            await db.commit()
+
+        await self._engine.advance(session_id)
+        settled = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+        return StartedSession(
+            settled.session,
+            settled.billing_windows,
+            self._guest_token(session_id),
+            settled.authentication,
+            settled.host_emailed,
+        )
+
+    async def confirm_payment(
+        self, session_id: str, caller: GuestPrincipal
+    ) -> tuple[CallSession, PendingAuthentication | None]:
+        """The guest is back from the bank's challenge: settle the waiting hold, then go on
+        as the start or the renewal would have. Asking again changes nothing."""
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            ensure_may_view(session, caller)
+            link_id = session.link_id
+            link_code, limited_uses = await links.code_and_limit(db, link_id)
+        try:
+            await self._engine.check_authentication(session_id)
+        except PaymentError as error:
+            raise payouts.PaymentProviderUnavailable() from error
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            billing_windows = await windows_of(db, session_id)
+            if session.state == SessionState.DECLINED and session.end_reason == AUTH_FAILED:
+                raise declined(AUTH_FAILED)
+            first, last = billing_windows[0], billing_windows[-1]
+        if session.state == SessionState.PENDING_PAYMENT:
+            if first.state in IN_FLIGHT:
+                raise InvalidSessionState("This call is still starting.")
+            settled = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
+            return settled.session, settled.authentication
+        if last.state == WindowState.AUTHENTICATING:
+            return session, await pending_authentication(self._provider, last)
+        if last.state == WindowState.DECLINED and last.decline_code == AUTH_FAILED:
+            raise declined(AUTH_FAILED)  # the guest may give a card again
+        return session, None
+
+    async def _after_first_hold(
+        self, session_id: str, link_id: str, link_code: str, limited_uses: bool
+    ) -> FirstHoldSettled:
+        """The first hold is settled: authorized, it takes a use and rings the host; refused,
+        the start fails; still with the guest's bank, the guest is told how to answer."""
+        clock, settings = self._clock, self._settings
+        timeout = availability.presence_timeout(settings.signal_idle_timeout_seconds)
+        async with self._factory() as db:
+            now = clock.now()
+            starting = await repository.starting_call(
+                db, session_id, availability.fresh_since(now, timeout)
+            )
+            session, host = starting.session, starting.host
+            billing_windows = starting.billing_windows
+            if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
+                begin_ending(session, now, "host_suspended")
+            if session.state != SessionState.PENDING_PAYMENT:
+                # The host was suspended while the first hold was placed (or the guest took
+                # too long to authenticate): the engine releases what it held, and the link
+                # keeps its use.
+                await db.commit()
+                await self._engine.advance(session_id)
+                if session.end_reason == "host_suspended":
+                    raise HostUnavailable()
+                raise InvalidSessionState("This call did not start in time; nothing was charged.")
+            first = billing_windows[0]
+            if first.state == WindowState.AUTHENTICATING:
+                await db.commit()
+                asked = await pending_authentication(self._provider, first)
+                return FirstHoldSettled(session, billing_windows, asked)
+            if first.state == WindowState.DECLINED:
+                code = first.decline_code
+                reason = code if code in NEEDS_THE_GUEST else "card_declined"
+                _record_failed_start(session, billing_windows, reason, now)
+                await db.commit()
+                raise declined(first.decline_code)
+            if first.state != WindowState.HELD:
+                begin_ending(session, now, "provider_unavailable")
+                await db.commit()
+                await self._engine.advance(session_id)
+                raise payouts.PaymentProviderUnavailable()
+            if not await links.consume_use(db, link_id, now):
+                begin_ending(session, now, "link_exhausted")
+                await db.commit()
+                await self._public_links.changed(self._hub, code=link_code)
+                await self._engine.advance(session_id)  # releases the hold the loser had placed
+                raise links.LinkExhausted()
+            session.state = SessionState.WAITING_FOR_HOST
+            session.use_consumed = True
+            session.waiting_deadline = now + self._engine.timings.host_join_timeout
+            session.next_action_at = session.waiting_deadline
+            offline = (
+                availability.availability_of(away=host.away, dashboard_open=starting.dashboard_open)
+                == Availability.OFFLINE
+            )
+            if offline:
+                self._email_host(db, session, host)
+            await db.commit()
+        if limited_uses:  # this use may have been the last: the public view changes
+            await self._public_links.changed(self._hub, code=link_code)
+        await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
+        return FirstHoldSettled(session, billing_windows, host_emailed=offline)
+
+    def _email_host(self, db: AsyncSession, session: CallSession, host: User) -> None:
+        """No dashboard of the host is open to ring: the guest waits, so the host is emailed
+        (in the same transaction as the wait, so it is sent exactly when the call waits)."""
+        assert session.waiting_deadline is not None
+        letter = letters.guest_waiting(
+            base_url=self._settings.public_base_url,
+            guest_name=session.guest_name,
+            host_name=host.display_name,
+            join_by=session.waiting_deadline,
+            join_minutes=-(-self._settings.host_join_timeout_seconds // 60),
+        )
+        queue_letter(db, self._clock, host.email, letter)
+
+    async def _fail_start(self, session_id: str, reason: str) -> None:
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            billing_windows = await windows_of(db, session_id)
+            _record_failed_start(session, billing_windows, reason, self._clock.now())
+            await db.commit()
+
+
+def _record_failed_start(
+    session: CallSession, billing_windows: list[BillingWindow], reason: str, now: datetime
+) -> None:
+    """A start that ends before its first hold exists: nothing is held, the call is over."""
+    for window in billing_windows:
+        windows.abandon_hold_request(window)
+    session.state = SessionState.DECLINED
+    session.end_reason = reason
+    session.ended_at = now
+    session.next_action_at = None
+
+
+async def pending_authentication(
+    provider: PaymentProvider, window: BillingWindow
+) -> PendingAuthentication:
+    """How the guest answers the bank: read from the provider (never stored here)."""
+    assert window.provider_hold_id is not None
+    try:
+        hold = await provider.retrieve_hold(window.provider_hold_id)
+    except PaymentError as error:
+        raise payouts.PaymentProviderUnavailable() from error
+    return PendingAuthentication(window.number, hold.client_secret, hold.next_action_url)
+
+
+def terms_at_start(
+    settings: Settings, rate_cents: int, window_minutes: int, body: SessionStart
+) -> CallTerms:
+    """The call's terms, read once: the link's price, the platform's settings of today."""
+    try:
+        return CallTerms.at_start(
+            rate_cents=rate_cents,
+            window_minutes=window_minutes,
+            max_spend_cents=parse_amount_to_cents(body.max_spend) if body.max_spend else None,
+            fee_percent=settings.platform_fee_percent,
+            reconnect_grace_seconds=settings.reconnect_grace_seconds,
+        )
+    except SpendingCapTooLow as exc:
+        raise ValidationFailed.field("max_spend", str(exc)) from None
+
+
+def card_of(card: CardSummary | None) -> tuple[str, str] | None:
+    """The card's brand and last 4 as a call keeps them, for its receipt."""
+    return None if card is None else (card.brand[:20], card.last4[:4])
+
+
+def remember_card(session: CallSession, card: CardSummary | None) -> None:
+    """The receipt names the card the call was paid with (the newest one after a change)."""
+    if (named := card_of(card)) is not None:
+        session.card_brand, session.card_last4 = named
+
+
+def decline_message(code: str | None) -> str:
+    return {
+        "insufficient_funds": "The card has insufficient funds.",
+        "authentication_required": "The card's bank asks you to confirm this payment.",
+        "authentication_failed": "The card's bank did not confirm the payment.",
+    }.get(code or "", "The card was declined.")
+
+
+def declined(code: str | None) -> PaymentFailed:
+    return PaymentFailed(
+        decline_message(code), details=[{"field": "payment_method_id", "message": code or ""}]
+    )
+
+
+def start_error(error: PaymentError) -> ApiError:
+    """A provider's refusal of the guest's card, as the guest is told it."""
+    if isinstance(error, CardDeclined | AuthenticationRequired):
+        return declined(getattr(error, "decline_code", "authentication_required"))
+    if isinstance(error, InvalidPaymentRequest):
+        return ValidationFailed.field("payment_method_id", error.message)
+    return payouts.PaymentProviderUnavailable()
