@@ -52,6 +52,21 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
+def replaying(first: Message, receive: Receive) -> Receive:
+    """`receive` for an app inside a layer that has read `first` already: that message
+    once, then whatever the client sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
+        return await receive()
+
+    return replay
+
+
 class RequestBodyPolicy:
     """Bodies are JSON and small: over `max_bytes` is 413, another media type is 415.
 
@@ -108,16 +123,8 @@ class RequestBodyPolicy:
         if body and scope["path"].startswith("/v1/") and not _is_json(content_type):
             await self._refuse(scope, receive, send, UnsupportedMediaType())
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        whole = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, replaying(whole, receive), send)
 
     @staticmethod
     def _too_large(limit: int) -> ApiError:

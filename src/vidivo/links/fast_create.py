@@ -25,7 +25,7 @@ from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidivo.auth.models import LoginSession, User
 from vidivo.auth.tokens import TokenAuthority
@@ -33,6 +33,7 @@ from vidivo.core.clock import Clock
 from vidivo.core.errors import ApiError
 from vidivo.core.hub import Hub
 from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
+from vidivo.core.middleware import replaying
 from vidivo.links import service
 from vidivo.links.fast_common import bearer_login
 from vidivo.links.models import Link
@@ -78,7 +79,7 @@ class HostLinkCreateFastPath:
             except Exception:  # nothing was written: the route answers, as it always did
                 link = None
         if link is None:
-            await self.app(scope, _replaying(message, receive), send)
+            await self.app(scope, replaying(message, receive), send)
             return
         # A lookup of this code before it existed may have been cached as a 404.
         await self.public_links.changed(self.hub, code=link.short_code)
@@ -105,19 +106,6 @@ class HostLinkCreateFastPath:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             written = await connection.scalar(self.statement, {**values, "sid": session_id})
         return Link(**values) if written is not None else None
-
-
-def _replaying(first: Message, receive: Receive) -> Receive:
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return first
-        return await receive()
-
-    return replay
 
 
 def _statement(dialect: str) -> Insert:
