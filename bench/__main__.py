@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench import engine as engine_bench
 from bench import http as http_bench
+from bench import roundtrips
 from bench import signaling as signaling_bench
 from bench.stack import DB_NAME, Stack, recreate_database, run
 
@@ -78,6 +79,12 @@ def main() -> None:
                 finally:
                     stack.stop()
                 sections += [f"### {title}", "", *figures, ""]
+            sections += [
+                "### Database round trips per request (PostgreSQL, `python -m bench.roundtrips`)",
+                "",
+                *roundtrips.measure(),
+                "",
+            ]
         if args.only in (None, "engine"):
             sections += ["## Billing engine", "", *engine_bench.measure(quick=args.quick), ""]
         if args.only in (None, "signaling"):

@@ -5,7 +5,8 @@ the clock jumps one window ahead so every call has the same two actions due at o
 used-up window's capture and the next window's hold), and one `run_due()` works them off.
 The simulated provider answers at once (0 ms): what is left is our own CPU and database work.
 Statements are counted with a SQLAlchemy cursor listener, split between the engine's own
-tables and the simulated provider's (`sim_*`), which a real Stripe would not cost us.
+tables and the simulated provider's (`sim_*`), which a real Stripe would not cost us;
+transactions are those that sent a BEGIN and a COMMIT (autocommitted statements send neither).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from vidivo.migrate import upgrade_to_head
 class StatementCount:
     ours: int = 0
     simulated: int = 0
-    commits: int = 0
+    transactions: int = 0  # committed or rolled back; an autocommitted statement is none
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def attach(self, engine: AsyncEngine) -> None:
@@ -48,12 +49,19 @@ class StatementCount:
                 kind = statement.split(None, 1)[0].upper()
                 self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
-        @event.listens_for(engine.sync_engine, "commit")
-        def committed(*_: Any) -> None:
-            self.commits += 1
+        def ended(connection: Any) -> None:  # autocommitted: no BEGIN nor COMMIT was sent
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                self.transactions += 1
+
+        event.listen(engine.sync_engine, "commit", ended)
+        event.listen(engine.sync_engine, "rollback", ended)
+
+    def round_trips(self) -> int:
+        """Every statement, and each transaction's BEGIN and COMMIT (asyncpg sends both)."""
+        return self.ours + self.simulated + 2 * self.transactions
 
     def reset(self) -> None:
-        self.ours = self.simulated = self.commits = 0
+        self.ours = self.simulated = self.transactions = 0
         self.by_kind = {}
 
 
@@ -115,7 +123,8 @@ async def measure_rate(sessions: int, concurrency: int, database_url: str) -> di
         "cpu_ms_per_action": 1000 * cpu / actions,
         "ours_per_action": counter.ours / actions,
         "simulated_per_action": counter.simulated / actions,
-        "commits_per_action": counter.commits / actions,
+        "transactions_per_action": counter.transactions / actions,
+        "round_trips_per_action": counter.round_trips() / actions,
         "rss_mib": rss_after,
         "rss_growth_kib_per_call": 1024 * (rss_after - rss_before) / sessions,
         **{f"kind_{k}": v / actions for k, v in counter.by_kind.items()},
@@ -126,15 +135,15 @@ def rate_lines(results: list[tuple[str, dict[str, float]]]) -> list[str]:
     lines = [
         "| database | live calls | actions in the burst | provider actions/s "
         "| CPU ms per action | our statements per action | simulated provider's "
-        "| commits per action |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| transactions per action | database round trips per action |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results:
         lines.append(
             f"| {name} | {r['sessions']:,.0f} | {r['actions']:,.0f} "
             f"| {r['actions_per_second']:.0f} | {r['cpu_ms_per_action']:.2f} "
             f"| {r['ours_per_action']:.1f} | {r['simulated_per_action']:.1f} "
-            f"| {r['commits_per_action']:.1f} |"
+            f"| {r['transactions_per_action']:.1f} | {r['round_trips_per_action']:.1f} |"
         )
     return lines
 

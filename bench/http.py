@@ -4,6 +4,7 @@ the HTTP section of the results: each path against the bare stack, alternated ru
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import sqlite3
@@ -30,6 +31,13 @@ class Figure:
     p50_ms: float
     p99_ms: float
     non_2xx: int
+    cpu_ms: float = 0.0  # the server process's CPU per request (ours only)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(text: str) -> float:
@@ -86,6 +94,7 @@ def median(figures: list[Figure]) -> Figure:
         statistics.median(f.p50_ms for f in figures),
         statistics.median(f.p99_ms for f in figures),
         sum(f.non_2xx for f in figures),
+        statistics.median(f.cpu_ms for f in figures),
     )
 
 
@@ -173,13 +182,18 @@ def host_id_of(stack: Stack, email: str) -> str:
 
 
 def _paired(
-    repeats: int, seconds: int, ours: dict[str, Any], bare: dict[str, Any]
+    repeats: int, seconds: int, ours: dict[str, Any], bare: dict[str, Any], pid: int
 ) -> tuple[Figure, Figure]:
-    """Ours and the bare stack's, alternated run by run so both see the same machine."""
+    """Ours and the bare stack's, alternated run by run so both see the same machine; ours
+    with the CPU our server process (`pid`) spent per request."""
     ours_runs, bare_runs = [], []
     for _ in range(repeats):
         bare_runs.append(wrk(seconds=seconds, **bare))
-        ours_runs.append(wrk(seconds=seconds, **ours))
+        before = cpu_seconds(pid)
+        figure = wrk(seconds=seconds, **ours)
+        requests = max(figure.rps * seconds, 1.0)
+        figure.cpu_ms = 1000 * (cpu_seconds(pid) - before) / requests
+        ours_runs.append(figure)
     return median(ours_runs), median(bare_runs)
 
 
@@ -193,7 +207,8 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
     else:
         many_id = asyncio.run(_seed_postgres("many@example.com", 10_000))
     bench_id = host_id_of(stack, "bench@example.com")
-    base, _ = stack.serve()
+    base, server = stack.serve()
+    pid = server.pid
     bare = stack.baseline()
     auth = {
         "Authorization": f"Bearer {_token(base, 'bench@example.com')}",
@@ -208,7 +223,11 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
     figures: dict[str, tuple[Figure, Figure]] = {}
 
     figures["public"] = _paired(
-        repeats, seconds, {"url": f"{base}/v1/links/{code}"}, {"url": f"{bare}/v1/links/{code}"}
+        repeats,
+        seconds,
+        {"url": f"{base}/v1/links/{code}"},
+        {"url": f"{bare}/v1/links/{code}"},
+        pid,
     )
     # The same view with the cache off: every request reads the database, like the baseline.
     uncached_base, uncached = stack.serve("api-uncached", VIDIVO_PUBLIC_LINK_CACHE_SECONDS="0")
@@ -217,6 +236,7 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
         seconds,
         {"url": f"{uncached_base}/v1/links/{code}"},
         {"url": f"{bare}/v1/links/{code}"},
+        uncached.pid,
     )
     # Stopped at once: its pool would hold PostgreSQL connections the others need.
     uncached.terminate()
@@ -227,6 +247,7 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
         seconds,
         {"url": f"{base}/v1/links", "method": "POST", "body": LINK_BODY, "headers": auth},
         insert,
+        pid,
     )
     many = {"Authorization": f"Bearer {_token(base, 'many@example.com')}"}
     cursor = None
@@ -236,24 +257,33 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
             cursor = client.get("/v1/links", params=params).json()["pagination"]["cursor"]
     keyset = {"url": f"{bare}/bare/keyset?host={many_id}"}
     figures["list"] = _paired(
-        repeats, seconds, {"url": f"{base}/v1/links?limit=20", "headers": many}, keyset
+        repeats, seconds, {"url": f"{base}/v1/links?limit=20", "headers": many}, keyset, pid
     )
     figures["page500"] = _paired(
         repeats,
         seconds,
         {"url": f"{base}/v1/links?limit=20&cursor={cursor}", "headers": many},
         keyset,
+        pid,
     )
+    start = {"method": "POST", "body": START_BODY, "headers": {"Content-Type": "application/json"}}
     figures["start"] = _paired(
+        repeats, seconds, {"url": f"{base}/v1/links/{code}/sessions", **start}, insert, pid
+    )
+    # Stopped first: only one server at a time takes the machine's two cores.
+    server.terminate()
+    server.wait(timeout=20)
+    # The same with the provider's pacing lifted (the default paces this process's provider
+    # calls under Stripe's live limit): what is left is the start's own cost.
+    unpaced_base, unpaced = stack.serve(
+        "api-unpaced", VIDIVO_PROVIDER_MAX_REQUESTS_PER_SECOND="10000"
+    )
+    figures["start_unpaced"] = _paired(
         repeats,
         seconds,
-        {
-            "url": f"{base}/v1/links/{code}/sessions",
-            "method": "POST",
-            "body": START_BODY,
-            "headers": {"Content-Type": "application/json"},
-        },
+        {"url": f"{unpaced_base}/v1/links/{code}/sessions", **start},
         insert,
+        unpaced.pid,
     )
     names = {
         "public": ("`GET /v1/links/{short_code}` (public view, cached)", "one indexed SELECT"),
@@ -262,11 +292,13 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
         "list": ("`GET /v1/links?limit=20`, page 1 of a 10,000-link host", "20-row keyset SELECT"),
         "page500": ("`GET /v1/links?limit=20`, page 500 of the same host", "20-row keyset SELECT"),
         "start": ("`POST /v1/links/{code}/sessions` (simulated provider)", "one INSERT"),
+        "start_unpaced": ("the same, provider pacing lifted (10,000/s)", "one INSERT"),
     }
     lines = [
         "| path | bare stack doing | Vidivo req/s | bare req/s | **ratio** | Vidivo p50 ms "
-        "| Vidivo p99 ms | bare p99 ms | **p99 ratio** | non-2xx (Vidivo / bare) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Vidivo p99 ms | bare p99 ms | **p99 ratio** | non-2xx (Vidivo / bare) "
+        "| Vidivo CPU ms per request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, (ours, theirs) in figures.items():
         name, doing = names[key]
@@ -274,7 +306,7 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
             f"| {name} | {doing} | {ours.rps:,.0f} | {theirs.rps:,.0f} "
             f"| **{ours.rps / theirs.rps:.2f}×** | {ours.p50_ms:.1f} | {ours.p99_ms:.1f} "
             f"| {theirs.p99_ms:.1f} | **{ours.p99_ms / theirs.p99_ms:.2f}×** "
-            f"| {ours.non_2xx} / {theirs.non_2xx} |"
+            f"| {ours.non_2xx} / {theirs.non_2xx} | {ours.cpu_ms:.2f} |"
         )
     lines.append("")
     verdicts = []
@@ -287,6 +319,15 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
             f"{p99_at_most}× (got {p99:.2f}×), no non-2xx (got {ours.non_2xx}): "
             f"**{'met' if met else 'NOT met'}**"
         )
+    unpaced, bare_insert = figures["start_unpaced"]
+    wanted = TARGETS["start"][0] * bare_insert.rps
+    verdicts.append(
+        f"- Session start with the pacing lifted: {unpaced.cpu_ms:.1f} ms of server CPU per "
+        f"start (at most {1000 / unpaced.cpu_ms:.0f} starts/s on one core); "
+        f"{TARGETS['start'][0]}× of the bare INSERT ({wanted:,.0f}/s) would need ≤ "
+        f"{1000 / wanted:.1f} ms per start, its three provider calls and the first hold's "
+        "writes included."
+    )
     page1, page500 = figures["list"][0], figures["page500"][0]
     verdicts.append(
         f"- Deep pages cost what page 1 costs: page 500 at {page500.rps / page1.rps:.2f}× "

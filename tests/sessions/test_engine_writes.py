@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm.exc import StaleDataError
 
-from vidivo.calls import engine_queries, repository
-from vidivo.calls.models import CallSession
+from vidivo.calls import engine_queries, ledger, repository, windows
+from vidivo.calls.models import CallSession, LedgerKind
 
 
 async def test_a_plan_over_a_call_changed_since_it_was_read_is_refused(calls, context):
@@ -55,3 +55,79 @@ async def test_a_plan_that_changes_nothing_writes_nothing(calls, context):
         await db.commit()
     async with context.session_factory() as db:
         assert (await repository.load_session(db, call.session_id)).version == version
+
+
+async def test_a_plan_is_saved_alone_on_postgresql_only(context, is_postgres):
+    async with context.session_factory() as db:
+        assert await engine_queries.begin_alone(db) is is_postgres
+
+
+async def _plan_of_every_kind(context, stored: engine_queries.StoredCall) -> None:
+    """A plan that changes the call, changes a window, adds a window and writes the ledger."""
+    now = context.clock.now()
+    stored.session.next_action_at = now + timedelta(seconds=5)
+    stored.windows[0].last_error = "a note"
+    stored.windows.append(windows.next_window(stored.windows[0], 10, now))
+    stored.ledger.append(
+        ledger.entry(
+            session=stored.session,
+            window_number=1,
+            kind=LedgerKind.HOLD,
+            amount_cents=123,
+            provider_ref="pi_test",
+            idempotency_key=f"test:{stored.session.id}",
+            at=now,
+        )
+    )
+
+
+async def test_a_plan_saved_alone_writes_the_call_its_windows_and_ledger_at_once(calls, context):
+    call = await calls.started()
+    async with context.session_factory() as db:
+        alone = await engine_queries.begin_alone(db)
+        stored = await engine_queries.call_with_windows(db, call.session_id)
+        assert stored is not None
+        version = stored.session.version
+        holds_before = (await ledger.totals(db, call.session_id))[LedgerKind.HOLD]
+        await _plan_of_every_kind(context, stored)
+        await engine_queries.save(db, stored, alone=alone)
+        await db.commit()
+    async with context.session_factory() as db:
+        session = await repository.load_session(db, call.session_id)
+        assert session.version == version + 1
+        assert session.next_action_at == context.clock.now() + timedelta(seconds=5)
+        saved = await repository.windows_of(db, call.session_id)
+        assert [w.number for w in saved] == [1, 2]
+        assert saved[0].last_error == "a note"
+        # The new window's columns it was not given took their defaults.
+        assert (saved[1].held_cents, saved[1].captured_cents, saved[1].hold_attempts) == (0, 0, 0)
+        assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before + 123
+
+
+async def test_a_plan_over_a_call_changed_since_it_was_read_writes_nothing_at_all(calls, context):
+    call = await calls.started()
+    async with context.session_factory() as db:
+        alone = await engine_queries.begin_alone(db)
+        stored = await engine_queries.call_with_windows(db, call.session_id)
+        assert stored is not None
+        holds_before = (await ledger.totals(db, call.session_id))[LedgerKind.HOLD]
+        moved = (
+            update(CallSession)
+            .where(CallSession.id == call.session_id)
+            .values(version=CallSession.version + 1)
+        )
+        if alone:  # someone else's change, committed while the plan was made
+            async with context.session_factory() as other:
+                await other.execute(moved)
+                await other.commit()
+        else:  # a stand-in in the same transaction (SQLite has one writer)
+            await db.execute(moved)
+        await _plan_of_every_kind(context, stored)
+        with pytest.raises(StaleDataError):
+            await engine_queries.save(db, stored, alone=alone)
+        # Nothing is committed (alone, there is no transaction to roll back).
+    async with context.session_factory() as db:
+        saved = await repository.windows_of(db, call.session_id)
+        assert [w.number for w in saved] == [1]
+        assert saved[0].last_error is None
+        assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before

@@ -11,7 +11,11 @@ worker, gives its lease back when nothing is left): two transactions of ours per
 action, not three. A crash between the provider's answer and that commit is the crash above.
 
 The call and its windows are read from Core rows and only what a plan changed is written back
-(`engine_queries`): the ORM's loading and unit of work were most of an action's CPU.
+(`engine_queries`): the ORM's loading and unit of work were most of an action's CPU. On
+PostgreSQL a plan is two autocommitted statements, its read and a save whose writes all hang
+on the call's version check, so a lost race writes nothing and no BEGIN or COMMIT goes over
+the wire; a plan that ends the call (a receipt, the link's use given back) is made again in
+one transaction.
 
 What each window holds and captures, and the fee, come from the call's own terms
 (`CallTerms`, frozen at its start); how much time is billed comes from its meter. What is due
@@ -85,6 +89,10 @@ class Performed:
     outcome: Hold | PaymentError
 
 
+class _EndsTheCall(Exception):
+    """A plan made alone (`engine_queries.begin_alone`) reached the call's end."""
+
+
 @dataclass
 class Planned:
     call: PreparedCall | None
@@ -107,6 +115,8 @@ class BillingEngine:
         receipt_links: ReceiptLinks | None = None,
     ) -> None:
         self._factory = factory
+        # On PostgreSQL a plan is two autocommitted statements, its read and its save.
+        self._plans_alone = factory.kw["bind"].dialect.name == "postgresql"
         self._receipt_links = receipt_links
         self._provider = provider
         self._clock = clock
@@ -165,7 +175,19 @@ class BillingEngine:
     async def _plan(
         self, session_id: str, done: Performed | None, lease_owner: str | None
     ) -> Planned:
+        if self._plans_alone:
+            try:
+                return await self._plan_once(session_id, done, lease_owner, alone=True)
+            except _EndsTheCall:
+                pass  # nothing was written: planned again, in one transaction
+        return await self._plan_once(session_id, done, lease_owner, alone=False)
+
+    async def _plan_once(
+        self, session_id: str, done: Performed | None, lease_owner: str | None, *, alone: bool
+    ) -> Planned:
         async with self._factory() as db:
+            if alone:
+                await engine_queries.begin_alone(db)
             stored = await engine_queries.call_with_windows(db, session_id)
             if stored is None:
                 return Planned(None, [])
@@ -174,18 +196,23 @@ class BillingEngine:
                 await self._apply_outcome(stored, done, events)
             call = None
             if stored.session.state not in FINAL_STATES:
-                call = await self._plan_next(db, stored, events)
-            released = call is None and lease_owner is not None
-            if released:
-                assert lease_owner is not None
-                await engine_queries.give_back_lease(db, stored, lease_owner)
-            await engine_queries.save(db, stored)
+                call = await self._plan_next(db, stored, events, alone=alone)
+            owner = lease_owner if call is None else None  # the worker's lease ends here
+            folded = owner is not None and engine_queries.lease_release_folded(stored, owner)
+            await engine_queries.save(db, stored, alone=alone)
+            if owner is not None and not folded:  # after the save: it was the last write
+                await repository.release_lease(db, session_id, owner)
             await db.commit()
         metrics.count_committed(metrics.amounts_of(stored.ledger))
-        return Planned(call, events, released)
+        return Planned(call, events, owner is not None)
 
     async def _plan_next(
-        self, db: AsyncSession, stored: engine_queries.StoredCall, events: list[CallEvent]
+        self,
+        db: AsyncSession,
+        stored: engine_queries.StoredCall,
+        events: list[CallEvent],
+        *,
+        alone: bool,
     ) -> PreparedCall | None:
         session, billing_windows = stored.session, stored.windows
         now = self._clock.now()
@@ -195,6 +222,8 @@ class BillingEngine:
             planner.apply_time(session, billing_windows, now, events)
             step = planner.next_window_action(session, billing_windows, now, events)
             if step is None and session.state == SessionState.ENDING:
+                if alone:  # the receipt and the link's use are written with the end
+                    raise _EndsTheCall()
                 planner.finish(session, billing_windows, now, events)
                 if session.state == SessionState.ENDED:
                     await self._queue_receipt(db, session, billing_windows)

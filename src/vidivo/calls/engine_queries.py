@@ -9,16 +9,28 @@ plans again from what is stored then).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy import (
+    BindParameter,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import NamedColumn
+from sqlalchemy.sql.selectable import CTE
 
-from vidivo.calls import repository
 from vidivo.calls.models import BillingWindow, CallSession, LedgerEntry
 from vidivo.core.db import Base
 from vidivo.payouts import service as payouts
@@ -83,6 +95,15 @@ def _from_row(model: type[M], keys: list[str], values: Sequence[Any]) -> M:
     return row
 
 
+async def begin_alone(db: AsyncSession) -> bool:
+    """On PostgreSQL, the plan's read and its save run autocommitted, each statement its own
+    transaction (no BEGIN and COMMIT round trips): whether they do. Call it before the read."""
+    if db.get_bind().dialect.name != "postgresql":
+        return False
+    await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
 async def call_with_windows(db: AsyncSession, session_id: str) -> StoredCall | None:
     """The call as stored now, its windows and whether its host can take charges, in one
     query (the engine reads them at the start of every transaction)."""
@@ -107,9 +128,13 @@ async def call_with_windows(db: AsyncSession, session_id: str) -> StoredCall | N
     return stored
 
 
-async def save(db: AsyncSession, stored: StoredCall) -> None:
+async def save(db: AsyncSession, stored: StoredCall, *, alone: bool = False) -> None:
     """What the plan changed, in the order the ORM would flush it: the call (its version
-    checked and moved), then its windows, then the ledger."""
+    checked and moved), then its windows, then the ledger. `alone` (after `begin_alone`):
+    all of it in one statement."""
+    if alone:
+        await _save_in_one_statement(db, stored)
+        return
     connection = await db.connection()
     changes = stored.session_changes()
     if changes:
@@ -133,20 +158,130 @@ async def save(db: AsyncSession, stored: StoredCall) -> None:
         )
 
 
+async def _save_in_one_statement(db: AsyncSession, stored: StoredCall) -> None:
+    """`save` as one statement, with no transaction around it to roll back: the call's
+    UPDATE checks its version (and locks the row), and every other write is made only when
+    that UPDATE matched, so a lost race writes nothing at all. An unchanged call keeps its
+    version, as in `save`."""
+    session = stored.session
+    changes = stored.session_changes()
+    version = session.version
+    params: dict[str, Any] = {
+        "call_id": session.id,
+        "call_version": version,
+        "call_new_version": version + 1 if changes else version,
+        **{f"call_{key}": value for key, value in changes.items()},
+    }
+    windows: list[tuple[bool, tuple[str, ...]]] = []
+    for window in stored.windows:
+        as_read = stored._windows_as_read.get(window.id)
+        new = as_read is None
+        values = _with_defaults(BillingWindow, _values(window, _WINDOW_KEYS)) if new else {}
+        if as_read is not None and not (values := _changes(window, as_read)):
+            continue
+        n = len(windows)
+        windows.append((new, tuple(values)))
+        params |= {f"w{n}_{key}": value for key, value in values.items()}
+        params[f"w{n}_id"] = window.id
+    ledger: list[tuple[str, ...]] = []
+    for n, entry in enumerate(stored.ledger):
+        values = _with_defaults(LedgerEntry, _values(entry, _LEDGER_KEYS))
+        ledger.append(tuple(values))
+        params |= {f"l{n}_{key}": value for key, value in values.items()}
+    if not changes and not windows and not ledger:
+        return
+    statement = _save_statement(tuple(changes), tuple(windows), tuple(ledger))
+    connection = await db.connection()
+    if (await connection.execute(statement, params)).scalar_one() != 1:
+        raise StaleDataError(f"call {session.id} changed since it was read")
+    if changes:
+        session.__dict__["version"] = version + 1
+
+
+@functools.lru_cache(maxsize=256)
+def _save_statement(
+    call_keys: tuple[str, ...],
+    windows: tuple[tuple[bool, tuple[str, ...]], ...],
+    ledger: tuple[tuple[str, ...], ...],
+) -> Select[int]:
+    """The one statement for a plan of this shape (which columns of the call and of which
+    windows changed, how many new rows), built once: its values are parameters."""
+    call_row = (
+        update(CallSession)
+        .where(
+            CallSession.id == bindparam("call_id"),
+            CallSession.version == bindparam("call_version"),
+        )
+        .values(
+            {
+                **{key: _param(CallSession, "call_", key) for key in call_keys},
+                "version": bindparam("call_new_version"),
+            }
+        )
+        .returning(CallSession.id)
+        .cte("call_row")
+    )
+    writes: list[Insert | Update] = []
+    for n, (new, keys) in enumerate(windows):
+        if new:
+            writes.append(_insert_if_matched(BillingWindow, f"w{n}_", keys, call_row))
+        else:
+            writes.append(
+                update(BillingWindow)
+                .where(
+                    BillingWindow.id == bindparam(f"w{n}_id"),
+                    BillingWindow.session_id.in_(select(call_row.c.id)),
+                )
+                .values({key: _param(BillingWindow, f"w{n}_", key) for key in keys})
+            )
+    writes += [
+        _insert_if_matched(LedgerEntry, f"l{n}_", keys, call_row) for n, keys in enumerate(ledger)
+    ]
+    return (
+        select(func.count())
+        .select_from(call_row)
+        .add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
+    )
+
+
+def _param(model: type[Base], prefix: str, key: str) -> BindParameter[Any]:
+    return bindparam(prefix + key, type_=model.__table__.c[key].type)
+
+
+def _insert_if_matched(
+    model: type[Base], prefix: str, keys: tuple[str, ...], call_row: CTE
+) -> Insert:
+    """A new row, inserted only when the call's UPDATE matched (its one row, or none)."""
+    row = select(*(_param(model, prefix, key) for key in keys)).select_from(call_row)
+    return insert(model).from_select(list(keys), row)
+
+
+def _with_defaults(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """A new row's values with its columns' scalar defaults: an INSERT from a SELECT inside
+    a WITH gets none from SQLAlchemy."""
+    defaults = {
+        column.key: column.default.arg
+        for column in model.__table__.columns
+        if column.default is not None and column.default.is_scalar
+    }
+    return defaults | values
+
+
 def _values(row: Base, keys: list[str]) -> dict[str, Any]:
     """The columns a new object was given (the others take their column defaults)."""
     given = row.__dict__
     return {key: given[key] for key in keys if key in given}
 
 
-async def give_back_lease(db: AsyncSession, stored: StoredCall, owner: str) -> None:
-    """The worker's lease ended in the transaction that leaves the call: folded into the
-    call's own UPDATE when this transaction changes the call anyway (its version moves
-    then regardless), else one UPDATE that leaves the version alone, as a claim does."""
+def lease_release_folded(stored: StoredCall, owner: str) -> bool:
+    """The worker's lease ends with the plan that leaves the call: folded into the call's own
+    UPDATE when the plan changes the call anyway (its version moves then regardless);
+    otherwise not (False), and the caller gives it back after the save with an UPDATE that
+    leaves the version alone, as a claim does."""
     session = stored.session
-    if stored.session_changes():
-        if session.lease_owner == owner:
-            session.lease_owner = None
-            session.lease_until = None
-    else:
-        await repository.release_lease(db, session.id, owner)
+    if not stored.session_changes():
+        return False
+    if session.lease_owner == owner:
+        session.lease_owner = None
+        session.lease_until = None
+    return True

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vidivo.calls.metrics import AUDIT_MISMATCHES
 from vidivo.calls.models import CallSession, LedgerEntry, LedgerKind, SessionState
 from vidivo.calls.terms import CallTerms
+from vidivo.core.db import new_id
 
 
 def record(
@@ -50,6 +51,7 @@ def entry(
 ) -> LedgerEntry:
     """An entry for a provider action, keyed by the action's own key and the entry's kind."""
     return LedgerEntry(
+        id=new_id(),  # given here, not by the column's default: the engine may insert it in Core
         session_id=session.id,
         host_id=session.host_id,
         window_number=window_number,
