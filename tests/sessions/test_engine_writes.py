@@ -62,6 +62,14 @@ async def test_a_plan_is_saved_alone_on_postgresql_only(context, is_postgres):
         assert await engine_queries.begin_alone(db) is is_postgres
 
 
+async def _read_as_the_engine(db, session_id: str) -> tuple[bool, engine_queries.StoredCall, int]:
+    """The call as the engine's plan reads it (alone on PostgreSQL), and its holds so far."""
+    alone = await engine_queries.begin_alone(db)
+    stored = await engine_queries.call_with_windows(db, session_id)
+    assert stored is not None
+    return alone, stored, (await ledger.totals(db, session_id))[LedgerKind.HOLD]
+
+
 async def _plan_of_every_kind(context, stored: engine_queries.StoredCall) -> None:
     """A plan that changes the call, changes a window, adds a window and writes the ledger."""
     now = context.clock.now()
@@ -84,11 +92,8 @@ async def _plan_of_every_kind(context, stored: engine_queries.StoredCall) -> Non
 async def test_a_plan_saved_alone_writes_the_call_its_windows_and_ledger_at_once(calls, context):
     call = await calls.started()
     async with context.session_factory() as db:
-        alone = await engine_queries.begin_alone(db)
-        stored = await engine_queries.call_with_windows(db, call.session_id)
-        assert stored is not None
+        alone, stored, holds_before = await _read_as_the_engine(db, call.session_id)
         version = stored.session.version
-        holds_before = (await ledger.totals(db, call.session_id))[LedgerKind.HOLD]
         await _plan_of_every_kind(context, stored)
         await engine_queries.save(db, stored, alone=alone)
         await db.commit()
@@ -107,10 +112,7 @@ async def test_a_plan_saved_alone_writes_the_call_its_windows_and_ledger_at_once
 async def test_a_plan_over_a_call_changed_since_it_was_read_writes_nothing_at_all(calls, context):
     call = await calls.started()
     async with context.session_factory() as db:
-        alone = await engine_queries.begin_alone(db)
-        stored = await engine_queries.call_with_windows(db, call.session_id)
-        assert stored is not None
-        holds_before = (await ledger.totals(db, call.session_id))[LedgerKind.HOLD]
+        alone, stored, holds_before = await _read_as_the_engine(db, call.session_id)
         moved = (
             update(CallSession)
             .where(CallSession.id == call.session_id)
