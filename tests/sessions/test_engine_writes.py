@@ -59,12 +59,12 @@ async def test_a_plan_that_changes_nothing_writes_nothing(calls, context):
 
 async def test_a_plan_is_saved_alone_on_postgresql_only(context, is_postgres):
     async with context.session_factory() as db:
-        assert await engine_queries.begin_alone(db) is is_postgres
+        assert await engine_queries.autocommitted(db) is is_postgres
 
 
 async def _read_as_the_engine(db, session_id: str) -> tuple[bool, engine_queries.StoredCall, int]:
     """The call as the engine's plan reads it (alone on PostgreSQL), and its holds so far."""
-    alone = await engine_queries.begin_alone(db)
+    alone = await engine_queries.autocommitted(db)
     stored = await engine_queries.call_with_windows(db, session_id)
     assert stored is not None
     return alone, stored, (await ledger.totals(db, session_id))[LedgerKind.HOLD]
@@ -132,4 +132,17 @@ async def test_a_plan_over_a_call_changed_since_it_was_read_writes_nothing_at_al
         saved = await repository.windows_of(db, call.session_id)
         assert [w.number for w in saved] == [1]
         assert saved[0].last_error is None
+        assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
+
+
+async def test_a_new_row_missing_a_required_value_is_a_loud_error_not_a_lost_race(calls, context):
+    # In one statement a missing id would fail like a lost race and be retried in silence.
+    call = await calls.started()
+    async with context.session_factory() as db:
+        _, stored, holds_before = await _read_as_the_engine(db, call.session_id)
+        await _plan_of_every_kind(context, stored)
+        del stored.ledger[0].__dict__["id"]
+        with pytest.raises(ValueError, match="ledger_entries row without id"):
+            await engine_queries.save(db, stored, alone=True)
+    async with context.session_factory() as db:
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before

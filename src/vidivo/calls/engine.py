@@ -6,9 +6,9 @@ in flight and performs it again with the same idempotency key,
 `session:{id}:window:{n}:{action}`: the provider answers with the first outcome, so nothing
 is captured twice and no release is forgotten.
 
-An outcome is recorded in the transaction that plans the call's next action (and, for the
-worker, gives its lease back when nothing is left): two transactions of ours per provider
-action, not three. A crash between the provider's answer and that commit is the crash above.
+An outcome is recorded by the plan that picks the call's next action (and, for the worker,
+gives its lease back when nothing is left): two plans of ours per provider action, not
+three. A crash between the provider's answer and that plan's save is the crash above.
 
 The call and its windows are read from Core rows and only what a plan changed is written back
 (`engine_queries`): the ORM's loading and unit of work were most of an action's CPU. On
@@ -71,7 +71,7 @@ MAX_STEPS_PER_ADVANCE = 50
 
 @dataclass(frozen=True)
 class PreparedCall:
-    """A provider call with everything it needs, read in the transaction that planned it."""
+    """A provider call with everything it needs, read by the plan that made it."""
 
     step: ProviderStep
     request: HoldRequest
@@ -90,7 +90,7 @@ class Performed:
 
 
 class _EndsTheCall(Exception):
-    """A plan made alone (`engine_queries.begin_alone`) reached the call's end."""
+    """A plan made alone (`engine_queries.autocommitted`) reached the call's end."""
 
 
 @dataclass
@@ -133,8 +133,8 @@ class BillingEngine:
 
     async def advance(self, session_id: str, *, lease_owner: str | None = None) -> bool:
         """Do everything now due for the session: transitions, then provider steps. With a
-        `lease_owner`, the worker's lease is given back in the last transaction; whether it
-        was (if not, the worker gives it back itself)."""
+        `lease_owner`, the worker's lease is given back with the last plan; whether it was
+        (if not, the worker gives it back itself)."""
         with logged_call_session(session_id):
             return await self._advance(session_id, lease_owner)
 
@@ -169,8 +169,9 @@ class BillingEngine:
             else:
                 await self._hub.publish(session_id, event.message())
 
-    # Planning: one transaction that records the last outcome, applies due transitions and
-    # picks the next provider call.
+    # Planning: one read and one save (a transaction, or on PostgreSQL two autocommitted
+    # statements) that record the last outcome, apply due transitions and pick the next
+    # provider call.
 
     async def _plan(
         self, session_id: str, done: Performed | None, lease_owner: str | None
@@ -187,7 +188,7 @@ class BillingEngine:
     ) -> Planned:
         async with self._factory() as db:
             if alone:
-                await engine_queries.begin_alone(db)
+                await engine_queries.autocommitted(db)
             stored = await engine_queries.call_with_windows(db, session_id)
             if stored is None:
                 return Planned(None, [])

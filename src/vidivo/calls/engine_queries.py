@@ -95,7 +95,7 @@ def _from_row(model: type[M], keys: list[str], values: Sequence[Any]) -> M:
     return row
 
 
-async def begin_alone(db: AsyncSession) -> bool:
+async def autocommitted(db: AsyncSession) -> bool:
     """On PostgreSQL, the plan's read and its save run autocommitted, each statement its own
     transaction (no BEGIN and COMMIT round trips): whether they do. Call it before the read."""
     if db.get_bind().dialect.name != "postgresql":
@@ -106,7 +106,7 @@ async def begin_alone(db: AsyncSession) -> bool:
 
 async def call_with_windows(db: AsyncSession, session_id: str) -> StoredCall | None:
     """The call as stored now, its windows and whether its host can take charges, in one
-    query (the engine reads them at the start of every transaction)."""
+    query (the engine reads them at the start of every plan)."""
     connection = await db.connection()
     rows = (await connection.execute(_READ_CALL, {"session_id": session_id})).all()
     if not rows:
@@ -130,7 +130,7 @@ async def call_with_windows(db: AsyncSession, session_id: str) -> StoredCall | N
 
 async def save(db: AsyncSession, stored: StoredCall, *, alone: bool = False) -> None:
     """What the plan changed, in the order the ORM would flush it: the call (its version
-    checked and moved), then its windows, then the ledger. `alone` (after `begin_alone`):
+    checked and moved), then its windows, then the ledger. `alone` (after `autocommitted`):
     all of it in one statement."""
     if alone:
         await _save_in_one_statement(db, stored)
@@ -166,28 +166,32 @@ async def _save_in_one_statement(db: AsyncSession, stored: StoredCall) -> None:
     session = stored.session
     changes = stored.session_changes()
     version = session.version
+    # Parameter names: `where_…` for the checks, `set_…` for changed columns, `new_…` for
+    # new rows; each window's and entry's with its place in the statement.
     params: dict[str, Any] = {
-        "call_id": session.id,
-        "call_version": version,
-        "call_new_version": version + 1 if changes else version,
-        **{f"call_{key}": value for key, value in changes.items()},
+        "where_call_id": session.id,
+        "where_call_version": version,
+        "set_call_version": version + 1 if changes else version,
+        **{f"set_call_{key}": value for key, value in changes.items()},
     }
     windows: list[tuple[bool, tuple[str, ...]]] = []
     for window in stored.windows:
         as_read = stored._windows_as_read.get(window.id)
-        new = as_read is None
-        values = _with_defaults(BillingWindow, _values(window, _WINDOW_KEYS)) if new else {}
-        if as_read is not None and not (values := _changes(window, as_read)):
-            continue
         n = len(windows)
-        windows.append((new, tuple(values)))
-        params |= {f"w{n}_{key}": value for key, value in values.items()}
-        params[f"w{n}_id"] = window.id
+        if as_read is None:
+            values = _new_row(BillingWindow, _values(window, _WINDOW_KEYS))
+            params |= {f"new_w{n}_{key}": value for key, value in values.items()}
+        elif values := _changes(window, as_read):
+            params |= {f"set_w{n}_{key}": value for key, value in values.items()}
+            params[f"where_w{n}_id"] = window.id
+        else:
+            continue
+        windows.append((as_read is None, tuple(values)))
     ledger: list[tuple[str, ...]] = []
     for n, entry in enumerate(stored.ledger):
-        values = _with_defaults(LedgerEntry, _values(entry, _LEDGER_KEYS))
+        values = _new_row(LedgerEntry, _values(entry, _LEDGER_KEYS))
         ledger.append(tuple(values))
-        params |= {f"l{n}_{key}": value for key, value in values.items()}
+        params |= {f"new_l{n}_{key}": value for key, value in values.items()}
     if not changes and not windows and not ledger:
         return
     statement = _save_statement(tuple(changes), tuple(windows), tuple(ledger))
@@ -209,13 +213,13 @@ def _save_statement(
     call_row = (
         update(CallSession)
         .where(
-            CallSession.id == bindparam("call_id"),
-            CallSession.version == bindparam("call_version"),
+            CallSession.id == bindparam("where_call_id"),
+            CallSession.version == bindparam("where_call_version"),
         )
         .values(
             {
-                **{key: _param(CallSession, "call_", key) for key in call_keys},
-                "version": bindparam("call_new_version"),
+                **{key: _param(CallSession, "set_call_", key) for key in call_keys},
+                "version": bindparam("set_call_version"),
             }
         )
         .returning(CallSession.id)
@@ -224,18 +228,19 @@ def _save_statement(
     writes: list[Insert | Update] = []
     for n, (new, keys) in enumerate(windows):
         if new:
-            writes.append(_insert_if_matched(BillingWindow, f"w{n}_", keys, call_row))
+            writes.append(_insert_if_matched(BillingWindow, f"new_w{n}_", keys, call_row))
         else:
             writes.append(
                 update(BillingWindow)
                 .where(
-                    BillingWindow.id == bindparam(f"w{n}_id"),
+                    BillingWindow.id == bindparam(f"where_w{n}_id"),
                     BillingWindow.session_id.in_(select(call_row.c.id)),
                 )
-                .values({key: _param(BillingWindow, f"w{n}_", key) for key in keys})
+                .values({key: _param(BillingWindow, f"set_w{n}_", key) for key in keys})
             )
     writes += [
-        _insert_if_matched(LedgerEntry, f"l{n}_", keys, call_row) for n, keys in enumerate(ledger)
+        _insert_if_matched(LedgerEntry, f"new_l{n}_", keys, call_row)
+        for n, keys in enumerate(ledger)
     ]
     return (
         select(func.count())
@@ -253,18 +258,23 @@ def _insert_if_matched(
 ) -> Insert:
     """A new row, inserted only when the call's UPDATE matched (its one row, or none)."""
     row = select(*(_param(model, prefix, key) for key in keys)).select_from(call_row)
-    return insert(model).from_select(list(keys), row)
+    return insert(model).from_select(list(keys), row, include_defaults=False)
 
 
-def _with_defaults(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
-    """A new row's values with its columns' scalar defaults: an INSERT from a SELECT inside
-    a WITH gets none from SQLAlchemy."""
-    defaults = {
+def _new_row(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """A new row's values, its columns' scalar defaults filled in. A column with no value and
+    no scalar default (an id left to a callable default) is a programming error, raised as
+    one: the statement would otherwise fail as if it had lost a race, and be retried."""
+    table = model.__table__
+    row = {
         column.key: column.default.arg
-        for column in model.__table__.columns
+        for column in table.columns
         if column.default is not None and column.default.is_scalar
-    }
-    return defaults | values
+    } | values
+    missing = [c.key for c in table.columns if c.key not in row and not c.nullable]
+    if missing:
+        raise ValueError(f"new {model.__tablename__} row without {', '.join(missing)}")
+    return row
 
 
 def _values(row: Base, keys: list[str]) -> dict[str, Any]:
