@@ -183,6 +183,9 @@ async def run_scenario(scenario: Scenario) -> dict[str, float]:
         joins = [ids[i::JOIN_SPREAD_STEPS] for i in range(JOIN_SPREAD_STEPS)]
         end = clock.now() + timedelta(minutes=scenario.minutes)
         step, last_real = 0, time.monotonic()
+        # Joins arrive while the worker works, as they would from API instances: a pass does
+        # not wait behind them (they still share this process's core).
+        joining: set[asyncio.Task[None]] = set()
         while clock.now() < end:
             # Time runs at least as fast as real time: a step that took longer than its
             # half second moves the clock by what it took, so work that falls behind shows
@@ -194,12 +197,15 @@ async def run_scenario(scenario: Scenario) -> dict[str, float]:
             step_clock, step_real = clock.now(), time.monotonic()
             mark = len(recorder.answered)
             if step <= len(joins):
-                await _join(context, joins[step - 1])
+                task = asyncio.create_task(_join(context, joins[step - 1]))
+                joining.add(task)
+                task.add_done_callback(joining.discard)
             await context.worker.run_due()
             for session_id, number, answered in recorder.answered[mark:]:
                 effective[(session_id, number)] = step_clock + timedelta(
                     seconds=answered - step_real
                 )
+        await asyncio.gather(*joining)
         real_seconds = time.monotonic() - real_started
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         async with context.session_factory() as db:
