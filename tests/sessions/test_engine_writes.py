@@ -146,3 +146,29 @@ async def test_a_new_row_missing_a_required_value_is_a_loud_error_not_a_lost_rac
             await engine_queries.save(db, stored, alone=True)
     async with context.session_factory() as db:
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
+
+
+async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, context):
+    # The engine's plan lands between the change's read and its first flush (a query inside
+    # the change flushes): the change is made again on the call as it is now, not a 500.
+    call = await calls.started()
+    attempts = 0
+
+    async def change(db, session: CallSession, now) -> None:
+        nonlocal attempts
+        attempts += 1
+        session.guest_name = "Renamed"
+        if attempts == 1:
+            async with context.session_factory() as engine_meanwhile:
+                await engine_meanwhile.execute(
+                    update(CallSession)
+                    .where(CallSession.id == session.id)
+                    .values(version=CallSession.version + 1)
+                )
+                await engine_meanwhile.commit()
+        await repository.windows_of(db, session.id)
+
+    await context.calls._with_retry(call.session_id, change)
+    assert attempts == 2
+    async with context.session_factory() as db:
+        assert (await repository.load_session(db, call.session_id)).guest_name == "Renamed"

@@ -52,12 +52,13 @@ class CallService:
         self._hub = hub
 
     async def _with_retry(self, session_id: str, change: object) -> CallSession:
-        """Apply `change(db, session, now)` in its own transaction, retried if the worker raced."""
+        """Apply `change(db, session, now)` in its own transaction, retried if the worker raced
+        (its plan may land between this read and any flush: the change's own queries flush)."""
         for _ in range(5):
             async with self._factory() as db:
                 session = await load_session(db, session_id)
-                await change(db, session, self._clock.now())  # type: ignore[operator]
                 try:
+                    await change(db, session, self._clock.now())  # type: ignore[operator]
                     await db.commit()
                 except StaleDataError:
                     continue
