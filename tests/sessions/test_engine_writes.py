@@ -70,6 +70,17 @@ async def _read_as_the_engine(db, session_id: str) -> tuple[bool, engine_queries
     return alone, stored, (await ledger.totals(db, session_id))[LedgerKind.HOLD]
 
 
+async def _meanwhile(context, db, alone: bool, change) -> None:
+    """Someone else's change, committed while the plan was made (with the plan saved alone);
+    otherwise a stand-in in the plan's own transaction (SQLite has one writer)."""
+    if alone:
+        async with context.session_factory() as other:
+            await other.execute(change)
+            await other.commit()
+    else:
+        await db.execute(change)
+
+
 async def _plan_of_every_kind(context, stored: engine_queries.StoredCall) -> None:
     """A plan that changes the call, changes a window, adds a window and writes the ledger."""
     now = context.clock.now()
@@ -118,12 +129,7 @@ async def test_a_plan_over_a_call_changed_since_it_was_read_writes_nothing_at_al
             .where(CallSession.id == call.session_id)
             .values(version=CallSession.version + 1)
         )
-        if alone:  # someone else's change, committed while the plan was made
-            async with context.session_factory() as other:
-                await other.execute(moved)
-                await other.commit()
-        else:  # a stand-in in the same transaction (SQLite has one writer)
-            await db.execute(moved)
+        await _meanwhile(context, db, alone, moved)
         await _plan_of_every_kind(context, stored)
         with pytest.raises(StaleDataError):
             await engine_queries.save(db, stored, alone=alone)
@@ -172,3 +178,51 @@ async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, 
     assert attempts == 2
     async with context.session_factory() as db:
         assert (await repository.load_session(db, call.session_id)).guest_name == "Renamed"
+
+
+async def _claimed_by(context, owner: str) -> None:
+    """The worker `owner` leases every call (as its pass would, once each is due)."""
+    async with context.session_factory() as db:
+        await repository.claim_due_sessions(
+            db, context.clock.now() + timedelta(days=1), owner=owner,
+            lease=timedelta(seconds=30), skip=set(), limit=100,
+        )  # fmt: skip
+        await db.commit()
+
+
+@pytest.mark.parametrize("taken_over", [False, True], ids=["still-held", "taken-over"])
+async def test_a_plan_gives_back_only_a_lease_its_worker_still_holds(calls, context, taken_over):
+    # Taken over: the worker's lease ran out and another worker claimed the call between the
+    # plan's read and its save (a claim leaves the version alone). The plan must not free
+    # the other worker's lease, or a third could advance the call beside it.
+    call = await calls.started()
+    now = context.clock.now()
+    await _claimed_by(context, "worker-a")
+    async with context.session_factory() as db:
+        alone, stored, _ = await _read_as_the_engine(db, call.session_id)
+        assert stored.session.lease_owner == "worker-a"
+        if taken_over:
+            await _meanwhile(
+                context,
+                db,
+                alone,
+                update(CallSession)
+                .where(CallSession.id == call.session_id)
+                .values(lease_owner="worker-b", lease_until=now + timedelta(seconds=30)),
+            )
+        stored.session.next_action_at = now + timedelta(seconds=5)
+        assert engine_queries.lease_release_folded(stored, "worker-a")
+        if taken_over:
+            with pytest.raises(StaleDataError):  # the engine plans again from what is stored
+                await engine_queries.save(db, stored, alone=alone)
+        else:
+            await engine_queries.save(db, stored, alone=alone)
+        await db.commit()
+    async with context.session_factory() as db:
+        session = await repository.load_session(db, call.session_id)
+    if taken_over:
+        assert session.lease_owner == "worker-b"
+        assert session.next_action_at != now + timedelta(seconds=5)
+    else:
+        assert (session.lease_owner, session.lease_until) == (None, None)
+        assert session.next_action_at == now + timedelta(seconds=5)

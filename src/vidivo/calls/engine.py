@@ -115,8 +115,6 @@ class BillingEngine:
         receipt_links: ReceiptLinks | None = None,
     ) -> None:
         self._factory = factory
-        # On PostgreSQL a plan is two autocommitted statements, its read and its save.
-        self._plans_alone = factory.kw["bind"].dialect.name == "postgresql"
         self._receipt_links = receipt_links
         self._provider = provider
         self._clock = clock
@@ -176,19 +174,22 @@ class BillingEngine:
     async def _plan(
         self, session_id: str, done: Performed | None, lease_owner: str | None
     ) -> Planned:
-        if self._plans_alone:
-            try:
-                return await self._plan_once(session_id, done, lease_owner, alone=True)
-            except _EndsTheCall:
-                pass  # nothing was written: planned again, in one transaction
-        return await self._plan_once(session_id, done, lease_owner, alone=False)
+        try:
+            return await self._plan_once(session_id, done, lease_owner, may_go_alone=True)
+        except _EndsTheCall:  # nothing was written: planned again, in one transaction
+            return await self._plan_once(session_id, done, lease_owner, may_go_alone=False)
 
     async def _plan_once(
-        self, session_id: str, done: Performed | None, lease_owner: str | None, *, alone: bool
+        self,
+        session_id: str,
+        done: Performed | None,
+        lease_owner: str | None,
+        *,
+        may_go_alone: bool,
     ) -> Planned:
         async with self._factory() as db:
-            if alone:
-                await engine_queries.autocommitted(db)
+            # On PostgreSQL a plan is two autocommitted statements, its read and its save.
+            alone = may_go_alone and await engine_queries.autocommitted(db)
             stored = await engine_queries.call_with_windows(db, session_id)
             if stored is None:
                 return Planned(None, [])

@@ -65,6 +65,11 @@ _READ_CALL = (
 _UPDATE_SESSION = update(CallSession).where(
     CallSession.id == bindparam("b_id"), CallSession.version == bindparam("b_version")
 )
+# A plan that gives the worker's lease back checks the lease is still the one it read: a
+# claim by another worker (after this one's ran out) leaves the version alone.
+_UPDATE_SESSION_RELEASING = _UPDATE_SESSION.where(
+    CallSession.lease_owner == bindparam("b_lease_owner")
+)
 _UPDATE_WINDOW = update(BillingWindow).where(BillingWindow.id == bindparam("b_id"))
 _INSERT_WINDOW = insert(BillingWindow)
 _INSERT_LEDGER = insert(LedgerEntry)
@@ -139,10 +144,12 @@ async def save(db: AsyncSession, stored: StoredCall, *, alone: bool = False) -> 
     changes = stored.session_changes()
     if changes:
         version = stored.session.version
-        changed = await connection.execute(
-            _UPDATE_SESSION,
-            {"b_id": stored.session.id, "b_version": version, **changes, "version": version + 1},
-        )
+        checks = {"b_id": stored.session.id, "b_version": version}
+        statement = _UPDATE_SESSION
+        if "lease_owner" in changes:
+            statement = _UPDATE_SESSION_RELEASING
+            checks["b_lease_owner"] = stored._session_as_read["lease_owner"]
+        changed = await connection.execute(statement, {**checks, **changes, "version": version + 1})
         if changed.rowcount != 1:
             raise StaleDataError(f"call {stored.session.id} changed since it was read")
         stored.session.__dict__["version"] = version + 1
@@ -174,6 +181,8 @@ async def _save_in_one_statement(db: AsyncSession, stored: StoredCall) -> None:
         "set_call_version": version + 1 if changes else version,
         **{f"set_call_{key}": value for key, value in changes.items()},
     }
+    if "lease_owner" in changes:  # the lease given back must still be the one read
+        params["where_call_lease_owner"] = stored._session_as_read["lease_owner"]
     windows: list[tuple[bool, tuple[str, ...]]] = []
     for window in stored.windows:
         as_read = stored._windows_as_read.get(window.id)
@@ -210,12 +219,15 @@ def _save_statement(
 ) -> Select[int]:
     """The one statement for a plan of this shape (which columns of the call and of which
     windows changed, how many new rows), built once: its values are parameters."""
+    checks = [
+        CallSession.id == bindparam("where_call_id"),
+        CallSession.version == bindparam("where_call_version"),
+    ]
+    if "lease_owner" in call_keys:  # see `_UPDATE_SESSION_RELEASING`
+        checks.append(CallSession.lease_owner == bindparam("where_call_lease_owner"))
     call_row = (
         update(CallSession)
-        .where(
-            CallSession.id == bindparam("where_call_id"),
-            CallSession.version == bindparam("where_call_version"),
-        )
+        .where(*checks)
         .values(
             {
                 **{key: _param(CallSession, "set_call_", key) for key in call_keys},
@@ -265,16 +277,24 @@ def _new_row(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
     """A new row's values, its columns' scalar defaults filled in. A column with no value and
     no scalar default (an id left to a callable default) is a programming error, raised as
     one: the statement would otherwise fail as if it had lost a race, and be retried."""
-    table = model.__table__
-    row = {
-        column.key: column.default.arg
-        for column in table.columns
-        if column.default is not None and column.default.is_scalar
-    } | values
-    missing = [c.key for c in table.columns if c.key not in row and not c.nullable]
+    defaults, required = _new_row_rules(model)
+    row = defaults | values
+    missing = [key for key in required if key not in row]
     if missing:
         raise ValueError(f"new {model.__tablename__} row without {', '.join(missing)}")
     return row
+
+
+@functools.cache
+def _new_row_rules(model: type[Base]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A table's scalar column defaults and its non-nullable columns, read once."""
+    columns = model.__table__.columns
+    defaults = {
+        column.key: column.default.arg
+        for column in columns
+        if column.default is not None and column.default.is_scalar
+    }
+    return defaults, tuple(column.key for column in columns if not column.nullable)
 
 
 def _values(row: Base, keys: list[str]) -> dict[str, Any]:
@@ -287,7 +307,9 @@ def lease_release_folded(stored: StoredCall, owner: str) -> bool:
     """The worker's lease ends with the plan that leaves the call: folded into the call's own
     UPDATE when the plan changes the call anyway (its version moves then regardless);
     otherwise not (False), and the caller gives it back after the save with an UPDATE that
-    leaves the version alone, as a claim does."""
+    leaves the version alone, as a claim does. A folded release saves only while the lease
+    is still the one read (`save` checks it), so a lease another worker took meanwhile
+    stays."""
     session = stored.session
     if not stored.session_changes():
         return False

@@ -46,6 +46,9 @@ class BillingWorker:
         self._payments = payments
         self.worker_id = worker_id or f"worker-{new_id()}"
         self._concurrency = asyncio.Semaphore(concurrency)
+        # A pass keeps `concurrency` calls advancing and at most one batch more claimed and
+        # waiting its turn: the next batch is claimed as soon as that much room frees up.
+        self._in_hand = concurrency + BATCH
 
     async def claim_due(self, skip: set[str] | None = None) -> list[str]:
         async with self._factory() as db:
@@ -85,11 +88,28 @@ class BillingWorker:
         """Advance every due session once, several at a time, then resume the refunds due;
         the number of sessions advanced or refunded."""
         seen: set[str] = set()
-        while ids := await self.claim_due(seen):
-            # Sessions are independent: their provider calls overlap (each waits on the
-            # provider, not on the CPU), within the concurrency limit and the engine's pace.
-            await asyncio.gather(*(self._advance(session_id) for session_id in ids))
-            seen.update(ids)
+        running: set[asyncio.Task[None]] = set()
+        more = True  # the last claim was full: more calls may be due
+        try:
+            while True:
+                room_for_a_batch = len(running) + BATCH <= self._in_hand
+                if running and not (more and room_for_a_batch):
+                    # Calls are independent and their provider calls overlap: the next batch
+                    # is claimed when room frees up, not when this one's slowest call ends.
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                    continue
+                ids = await self.claim_due(seen)
+                if not ids and not running:
+                    break  # a pass ends on a claim that finds nothing due, as ever
+                seen.update(ids)
+                running.update(asyncio.create_task(self._advance(i)) for i in ids)
+                more = len(ids) == BATCH
+        finally:
+            for task in running:  # a pass cancelled (shutdown) takes its calls with it
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
         metrics.SESSIONS_DUE.set(len(seen))
         return len(seen) + await self.resume_refunds()
 
