@@ -4,7 +4,6 @@ the HTTP section of the results: each path against the bare stack, alternated ru
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import sqlite3
@@ -20,7 +19,7 @@ import asyncpg
 import httpx
 from ulid import ULID
 
-from bench.stack import DSN, PASSWORD, Stack
+from bench.stack import DSN, PASSWORD, Stack, cpu_seconds
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -32,12 +31,6 @@ class Figure:
     p99_ms: float
     non_2xx: int
     cpu_ms: float = 0.0  # the server process's CPU per request (ours only)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(text: str) -> float:

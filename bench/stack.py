@@ -28,13 +28,76 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def recreate_database() -> None:
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """User and system CPU a process has used so far (and its children that ended)."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by the local PostgreSQL server: its live processes, and the backends
+    that ended (counted in the postmaster's children)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            parent = int(_stat(int(entry.name))[1])
+            is_postmaster = Path(f"/proc/{parent}/comm").read_text().strip() != "postgres"
+            total += cpu_seconds(int(entry.name), with_children=is_postmaster)
+        except (FileNotFoundError, ProcessLookupError):  # a backend that just ended
+            continue
+    return total
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds all cores spent busy and idle so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    busy = sum(fields[:8]) - idle  # up to steal; guest time is already in user
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, idle / tick
+
+
+async def _admin(*statements: str) -> None:
+    """Statements run one by one on the server's maintenance database."""
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
+        for statement in statements:
+            await admin.execute(statement)
     finally:
         await admin.close()
+
+
+async def recreate_database() -> None:
+    await _admin(
+        f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)', f'CREATE DATABASE "{DB_NAME}"'
+    )
+
+
+async def copy_database(suffix: str) -> str:
+    """A fresh copy of the `DB_NAME` database (PostgreSQL copies the files: no rows are
+    re-inserted), named with `suffix`; its DSN. The source must have no connections."""
+    name = f"{DB_NAME}_{suffix}"
+    await _admin(
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}" TEMPLATE "{DB_NAME}"',
+    )
+    return DSN.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(database_url: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}"')
 
 
 class Stack:
