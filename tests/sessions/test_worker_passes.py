@@ -74,19 +74,41 @@ async def test_a_slow_call_does_not_hold_up_the_rest_of_the_pass(
     assert engine.advanced[-1] == engine.slow
 
 
+async def test_a_call_due_while_a_slow_one_runs_is_taken_up_without_waiting_for_it(
+    calls, hosts, context
+):
+    # One call stuck in a slow provider (a timeout, say) must not make every renewal that
+    # falls due meanwhile wait for it.
+    await _due_calls(calls, hosts, 1)
+    engine = _HeldEngine(others=1)
+    passing = asyncio.create_task(_worker(context, engine, concurrency=4).run_due())
+    async with asyncio.timeout(10):
+        await engine.held.wait()
+    meanwhile = await _due_calls(calls, hosts, 1)
+    async with asyncio.timeout(10):
+        await engine.others_done.wait()
+    assert engine.advanced == meanwhile
+    assert not passing.done()
+    engine.release.set()
+    assert await passing == 2
+
+
 async def test_a_pass_stopped_midway_stops_its_calls_and_gives_their_leases_back(
     calls, hosts, context
 ):
-    # A worker shutting down cancels its pass: no call is left running on its own, and the
-    # calls it had claimed are free for the next worker at once, not when the lease runs out.
-    started = await _due_calls(calls, hosts, 1)
+    # A worker shutting down cancels its pass: no call is left running on its own, and every
+    # call it had claimed (advancing, or waiting its turn) is free for the next worker at
+    # once, not when its lease runs out.
+    started = await _due_calls(calls, hosts, 3)
     engine = _HeldEngine()
-    passing = asyncio.create_task(_worker(context, engine, concurrency=4).run_due())
+    passing = asyncio.create_task(_worker(context, engine, concurrency=1).run_due())
     async with asyncio.timeout(10):
         await engine.held.wait()
     passing.cancel()
     async with asyncio.timeout(10):
         await asyncio.gather(passing, return_exceptions=True)
-    assert engine.cancelled == started
+    assert engine.cancelled == [engine.slow]
+    assert engine.advanced == []
     async with context.session_factory() as db:
-        assert (await repository.load_session(db, started[0])).lease_owner is None
+        for session_id in started:
+            assert (await repository.load_session(db, session_id)).lease_owner is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +28,9 @@ log = logging.getLogger("vidivo.worker")
 # Short, so a crashed worker's sessions are picked up well inside a renewal's lead time.
 LEASE = timedelta(seconds=30)
 BATCH = 50
+# While a pass waits on calls it has running, it looks this often for calls that fell due
+# meanwhile: one call stuck in a slow provider does not hold the others up.
+LOOK_AGAIN_SECONDS = 0.5
 
 
 class BillingWorker:
@@ -46,70 +50,97 @@ class BillingWorker:
         self._payments = payments
         self.worker_id = worker_id or f"worker-{new_id()}"
         self._concurrency = asyncio.Semaphore(concurrency)
-        # A pass keeps `concurrency` calls advancing and at most one batch more claimed and
-        # waiting its turn: the next batch is claimed as soon as that much room frees up.
-        self._in_hand = concurrency + BATCH
+        # Calls a pass holds claimed at once: `concurrency` advancing, or with a concurrency
+        # under a batch, one batch with the rest waiting their turn (a lease runs from the
+        # claim, so few wait long).
+        self._in_hand = max(concurrency, BATCH)
 
-    async def claim_due(self, skip: set[str] | None = None) -> list[str]:
+    async def claim_due(self, skip: set[str], limit: int) -> list[str]:
         async with self._factory() as db:
             ids = await repository.claim_due_sessions(
                 db,
                 self._clock.now(),
                 owner=self.worker_id,
                 lease=LEASE,
-                skip=skip or set(),
-                limit=BATCH,
+                skip=skip,
+                limit=limit,
             )
             await db.commit()
         return ids
 
-    async def _release(self, session_id: str) -> None:
-        async with self._factory() as db:
-            await repository.release_lease(db, session_id, self.worker_id)
-            await db.commit()
+    async def _release(self, session_ids: Iterable[str]) -> None:
+        """Give back this worker's leases on these calls (those it still holds); a failure is
+        logged, and the leases run out on their own."""
+        try:
+            async with self._factory() as db:
+                for session_id in session_ids:
+                    await repository.release_lease(db, session_id, self.worker_id)
+                await db.commit()
+        except Exception:
+            log.exception("giving back leases failed; they run out within %s", LEASE)
 
     async def _advance(self, session_id: str) -> None:
-        async with self._concurrency:
-            with logged_call_session(session_id):
-                released = False
-                try:
-                    # The engine gives the lease back in its last transaction when it can.
-                    released = await self._engine.advance(session_id, lease_owner=self.worker_id)
-                except Exception as exc:
-                    if is_database_outage(exc):  # its lease runs out; the next pass carries on
-                        log.warning("session %s waits for the database: %s", session_id, exc)
-                    else:
-                        log.exception("advancing session %s failed; retried later", session_id)
-                finally:
-                    if not released:
-                        await self._release(session_id)
+        released = False
+        try:
+            async with self._concurrency:
+                with logged_call_session(session_id):
+                    try:
+                        # The engine gives the lease back with its last plan when it can.
+                        released = await self._engine.advance(
+                            session_id, lease_owner=self.worker_id
+                        )
+                    except Exception as exc:
+                        if is_database_outage(exc):  # its lease runs out; a later pass goes on
+                            log.warning("session %s waits for the database: %s", session_id, exc)
+                        else:
+                            log.exception("advancing session %s failed; retried later", session_id)
+        finally:  # also for a call cancelled while it waited its turn
+            if not released:
+                await self._release([session_id])
 
     async def run_due(self) -> int:
         """Advance every due session once, several at a time, then resume the refunds due;
         the number of sessions advanced or refunded."""
+        loop = asyncio.get_running_loop()
         seen: set[str] = set()
         running: set[asyncio.Task[None]] = set()
-        more = True  # the last claim was full: more calls may be due
+        more = True  # the last claim was full: more calls may be due now
+        next_look = 0.0  # after a claim that was not full, when to look again
         try:
             while True:
-                room_for_a_batch = len(running) + BATCH <= self._in_hand
-                if running and not (more and room_for_a_batch):
-                    # Calls are independent and their provider calls overlap: the next batch
-                    # is claimed when room frees up, not when this one's slowest call ends.
-                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
+                room = self._in_hand - len(running)
+                # Claims come in batches, not call by call: a refill waits for half a batch
+                # of room; a look for calls due meanwhile takes whatever room there is.
+                if more:
+                    claim = room >= max(1, BATCH // 2)
+                else:
+                    claim = room > 0 and loop.time() >= next_look
+                if claim or not running:
+                    limit = min(BATCH, room)
+                    ids = await self.claim_due(seen, limit)
+                    if not ids and not running:
+                        break  # a pass ends on a claim that finds nothing due, as ever
+                    seen.update(ids)
+                    running.update(asyncio.create_task(self._advance(i)) for i in ids)
+                    more = len(ids) == limit
+                    next_look = loop.time() + LOOK_AGAIN_SECONDS
                     continue
-                ids = await self.claim_due(seen)
-                if not ids and not running:
-                    break  # a pass ends on a claim that finds nothing due, as ever
-                seen.update(ids)
-                running.update(asyncio.create_task(self._advance(i)) for i in ids)
-                more = len(ids) == BATCH
+                # Calls are independent and their provider calls overlap: the next claim
+                # comes when room frees up, or (with room) when it is time to look again for
+                # calls due meanwhile, never only when this batch's slowest call is done.
+                done, running = await asyncio.wait(
+                    running,
+                    timeout=None if more or not room else max(0.0, next_look - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for task in done:
+                    task.result()
         finally:
-            for task in running:  # a pass cancelled (shutdown) takes its calls with it
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            if running:  # the pass was cancelled (shutdown): its calls stop, leases given back
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                await self._release(seen)  # a call cancelled before it began holds one too
         metrics.SESSIONS_DUE.set(len(seen))
         return len(seen) + await self.resume_refunds()
 
