@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from vidivo.calls import repository
 from vidivo.calls import worker as worker_module
 from vidivo.calls.worker import BillingWorker
@@ -112,3 +114,68 @@ async def test_a_pass_stopped_midway_stops_its_calls_and_gives_their_leases_back
     async with context.session_factory() as db:
         for session_id in started:
             assert (await repository.load_session(db, session_id)).lease_owner is None
+
+
+class _SlowFirstCall:
+    """Stands in for the billing engine: the first call takes longer than a lease (the
+    worker's clock moves past it), and meanwhile a rival worker, if any, claims what is due.
+    Each call's lease is noted as stored when the call gets its turn."""
+
+    def __init__(self, context, clock: TestClock, rival: BillingWorker | None) -> None:
+        self._factory = context.session_factory
+        self._clock = clock
+        self._rival = rival
+        self.advanced: list[str] = []
+        self.leases: dict[str, tuple[str | None, object]] = {}
+        self.rival_claimed: list[str] = []
+
+    async def advance(self, session_id: str, *, lease_owner: str | None = None) -> bool:
+        async with self._factory() as db:
+            call = await repository.load_session(db, session_id)
+            self.leases[session_id] = (call.lease_owner, call.lease_until)
+        if not self.advanced:
+            self._clock.advance((worker_module.LEASE + timedelta(seconds=1)).total_seconds())
+            if self._rival is not None:
+                self.rival_claimed = await self._rival.claim_due(set(), 10)
+        self.advanced.append(session_id)
+        return False  # the worker gives the lease back itself
+
+
+@pytest.mark.parametrize("taken_over", [False, True], ids=["still-held", "taken-over"])
+async def test_a_call_that_waited_out_its_lease_is_advanced_by_one_worker_only(
+    calls, hosts, context, taken_over: bool
+):
+    # A call claimed in a batch waits its turn behind a slow one. If its lease ran out
+    # meanwhile and another worker claimed it, that worker advances it and this one leaves
+    # it; if nobody did, its lease is renewed before it is advanced, so that nobody can
+    # claim it halfway through.
+    first, waiting = await _due_calls(calls, hosts, 2)
+    clock = TestClock(context.clock.now() + timedelta(days=1))
+    rival = BillingWorker(
+        context.session_factory,
+        None,
+        clock,
+        payments=context.payments,  # type: ignore[arg-type]
+    )
+    engine = _SlowFirstCall(context, clock, rival if taken_over else None)
+    worker = BillingWorker(
+        context.session_factory,
+        engine,  # type: ignore[arg-type]
+        clock,
+        payments=context.payments,
+        concurrency=1,
+    )
+    await worker.run_due()
+    async with context.session_factory() as db:
+        stored = await repository.load_session(db, waiting)
+    if taken_over:
+        assert waiting in engine.rival_claimed  # (the first one too: its lease ran out)
+        assert engine.advanced == [first]
+        assert stored.lease_owner == rival.worker_id
+    else:
+        assert engine.advanced == [first, waiting]
+        assert engine.leases[waiting] == (
+            worker.worker_id,
+            clock.now() + worker_module.LEASE,
+        )
+        assert stored.lease_owner is None

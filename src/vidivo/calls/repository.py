@@ -180,6 +180,17 @@ async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
     )
 
 
+async def renew_lease(db: AsyncSession, session_id: str, owner: str, until: datetime) -> bool:
+    """Extend `owner`'s lease on the call; False if another worker claimed it meanwhile."""
+    renewed = await db.execute(
+        update(CallSession)
+        .where(CallSession.id == session_id, CallSession.lease_owner == owner)
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+
 async def next_due_at(db: AsyncSession) -> datetime | None:
     return await db.scalar(select(func.min(CallSession.next_action_at)))
 

@@ -31,6 +31,10 @@ BATCH = 50
 # While a pass waits on calls it has running, it looks this often for calls that fell due
 # meanwhile: one call stuck in a slow provider does not hold the others up.
 LOOK_AGAIN_SECONDS = 0.5
+# A call that waited its turn this long after its claim (behind slow provider calls) has its
+# lease renewed before it is advanced, so that no other worker claims it halfway through; if
+# its lease ran out and another worker claimed it meanwhile, that worker advances it.
+RENEW_AFTER = LEASE / 3
 
 
 class BillingWorker:
@@ -51,8 +55,8 @@ class BillingWorker:
         self.worker_id = worker_id or f"worker-{new_id()}"
         self._concurrency = asyncio.Semaphore(concurrency)
         # Calls a pass holds claimed at once: `concurrency` advancing, or with a concurrency
-        # under a batch, one batch with the rest waiting their turn (a lease runs from the
-        # claim, so few wait long).
+        # under a batch, one batch with the rest waiting their turn (not long: a lease runs
+        # from the claim).
         self._in_hand = max(concurrency, BATCH)
 
     async def claim_due(self, skip: set[str], limit: int) -> list[str]:
@@ -79,11 +83,24 @@ class BillingWorker:
         except Exception:
             log.exception("giving back leases failed; they run out within %s", LEASE)
 
-    async def _advance(self, session_id: str) -> None:
+    async def _renewed(self, session_id: str) -> bool:
+        async with self._factory() as db:
+            until = self._clock.now() + LEASE
+            renewed = await repository.renew_lease(db, session_id, self.worker_id, until)
+            await db.commit()
+        return renewed
+
+    async def _advance(self, session_id: str, claimed_at: datetime) -> None:
         released = False
         try:
             async with self._concurrency:
                 with logged_call_session(session_id):
+                    if self._clock.now() - claimed_at >= RENEW_AFTER and not (
+                        await self._renewed(session_id)
+                    ):
+                        log.info("session %s was claimed by another worker meanwhile", session_id)
+                        released = True  # the lease is that worker's now
+                        return
                     try:
                         # The engine gives the lease back with its last plan when it can.
                         released = await self._engine.advance(
@@ -120,8 +137,9 @@ class BillingWorker:
                     ids = await self.claim_due(seen, limit)
                     if not ids and not running:
                         break  # a pass ends on a claim that finds nothing due, as ever
+                    claimed_at = self._clock.now()
                     seen.update(ids)
-                    running.update(asyncio.create_task(self._advance(i)) for i in ids)
+                    running.update(asyncio.create_task(self._advance(i, claimed_at)) for i in ids)
                     more = len(ids) == limit
                     next_look = loop.time() + LOOK_AGAIN_SECONDS
                     continue
