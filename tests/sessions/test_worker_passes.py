@@ -116,6 +116,35 @@ async def test_a_pass_stopped_midway_stops_its_calls_and_gives_their_leases_back
             assert (await repository.load_session(db, session_id)).lease_owner is None
 
 
+class _DoneEngine:
+    """Stands in for the billing engine: a call it advances has nothing due for a year."""
+
+    def __init__(self, context) -> None:
+        self._factory = context.session_factory
+        self.advanced: list[str] = []
+
+    async def advance(self, session_id: str, *, lease_owner: str | None = None) -> bool:
+        async with self._factory() as db:
+            call = await repository.load_session(db, session_id)
+            call.next_action_at = call.next_action_at + timedelta(days=365)
+            await db.commit()
+        self.advanced.append(session_id)
+        return False  # the worker gives the lease back itself
+
+
+async def test_a_pass_ends_at_its_share_of_calls_and_the_next_pass_goes_on(
+    calls, hosts, context, monkeypatch
+):
+    # Each claim leaves out the calls its pass has seen: past its share a pass ends, so a
+    # claim never carries more ids than a statement can take. The next passes take the rest.
+    monkeypatch.setattr(worker_module, "MOST_PER_PASS", 2)
+    started = await _due_calls(calls, hosts, 5)
+    engine = _DoneEngine(context)
+    worker = _worker(context, engine, concurrency=4)  # type: ignore[arg-type]
+    assert [await worker.run_due() for _ in range(4)] == [2, 2, 1, 0]
+    assert sorted(engine.advanced) == sorted(started)
+
+
 class _SlowFirstCall:
     """Stands in for the billing engine: the first call takes longer than a lease (the
     worker's clock moves past it), and meanwhile a rival worker, if any, claims what is due.

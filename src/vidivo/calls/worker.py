@@ -35,6 +35,10 @@ LOOK_AGAIN_SECONDS = 0.5
 # lease renewed before it is advanced, so that no other worker claims it halfway through; if
 # its lease ran out and another worker claimed it meanwhile, that worker advances it.
 RENEW_AFTER = LEASE / 3
+# A pass advances a call at most once, and each claim leaves out the calls the pass has seen:
+# past this many the pass ends (the next one starts right after), so a claim never carries
+# more ids than a statement can take (32,767 parameters with asyncpg) nor grows slow.
+MOST_PER_PASS = 5000
 
 
 class BillingWorker:
@@ -125,14 +129,16 @@ class BillingWorker:
         next_look = 0.0  # after a claim that was not full, when to look again
         try:
             while True:
-                room = self._in_hand - len(running)
+                room = min(self._in_hand - len(running), MOST_PER_PASS - len(seen))
+                if room <= 0 and not running:
+                    break  # this pass has seen its share
                 # Claims come in batches, not call by call: a refill waits for half a batch
                 # of room; a look for calls due meanwhile takes whatever room there is.
                 if more:
                     claim = room >= max(1, BATCH // 2)
                 else:
                     claim = room > 0 and loop.time() >= next_look
-                if claim or not running:
+                if room > 0 and (claim or not running):
                     limit = min(BATCH, room)
                     ids = await self.claim_due(seen, limit)
                     if not ids and not running:
