@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import argon2
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.turns import Turns
 from vidivo.app import AppContext, create_app
+from vidivo.auth import passwords
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
 from vidivo.core.db import Base
@@ -39,16 +43,43 @@ NEEDS_SERVICES_OR_MINUTES = (
     "tests/sessions/test_crash_soak.py",
     "tests/sessions/test_crash_safety.py",
 )
+# Tests that start several processes of the app and run their time faster than real, or stop
+# PostgreSQL: with `-n` (pytest-xdist) each runs with no other test beside it (tests/turns.py).
+RUNS_ALONE = (
+    "tests/scale/test_multi_instance.py",
+    "tests/soak/",
+    "tests/faults/test_database_restart.py",
+)
+# The longest runs come first, so that with `-n` no process is left running one at the end.
+LONGEST = (
+    "tests/sessions/test_crash_soak.py",
+    "tests/contract/test_openapi_fuzz.py",
+    "tests/sessions/test_crash_safety.py",
+)
 _TESTS_ROOT = Path(__file__).resolve().parent.parent
+_TURNS = Turns.of_this_run()
+
+
+def _path_of(item: pytest.Item) -> str:
+    return item.path.resolve().relative_to(_TESTS_ROOT).as_posix()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        path = item.path.resolve().relative_to(_TESTS_ROOT).as_posix()
+        path = _path_of(item)
         if not path.startswith(NEEDS_SERVICES_OR_MINUTES) and not item.get_closest_marker(
             "browser"
         ):
             item.add_marker(pytest.mark.quick)
+    items.sort(key=lambda item: not _path_of(item).startswith(LONGEST))  # a stable sort
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    if _TURNS is None:
+        return (yield)
+    with _TURNS.alone() if _path_of(item).startswith(RUNS_ALONE) else _TURNS.beside_others():
+        return (yield)
 
 
 def _recreate_postgres_database(url: str) -> None:
@@ -77,6 +108,30 @@ def _recreate_postgres_database(url: str) -> None:
     asyncio.run(recreate())
 
 
+def suite_postgres_url() -> str | None:
+    """This test process's PostgreSQL database: VIDIVO_TEST_DATABASE_URL's, with the name of
+    the pytest-xdist worker appended when the suite runs in several processes (`-n`)."""
+    url = os.environ.get("VIDIVO_TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheapest_password_hashing() -> Iterator[None]:
+    """Argon2id at its RFC 9106 cost takes ~160 ms a hash on a 2-core machine, and the suite
+    signs up and logs in thousands of hosts: in the test process (not in the servers tests
+    start), the same hasher runs at argon2-cffi's cheapest parameters.
+    tests/auth/test_password_cost.py checks the cost the app itself uses."""
+    cheapest = PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", cheapest)
+        patch.setattr(passwords, "_DUMMY_HASH", cheapest.hash("vidivo-timing-equaliser"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("vidivo-data")
@@ -84,7 +139,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def database_url(data_dir: Path) -> Iterator[str]:
-    url = os.environ.get("VIDIVO_TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'test.sqlite3'}"
+    url = suite_postgres_url() or f"sqlite:///{data_dir / 'test.sqlite3'}"
     if url.startswith("postgres"):
         _recreate_postgres_database(url)
     upgrade_to_head(url)

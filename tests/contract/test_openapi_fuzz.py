@@ -37,9 +37,12 @@ def server_env(tmp_path, database_url):
         "VIDIVO_SIGNUPS_PER_HOUR": "1000000",
     }
     if database_url.startswith("postgres"):
+        from sqlalchemy.engine import make_url
+
         from tests.conftest import _recreate_postgres_database
 
-        url = database_url.rsplit("/", 1)[0] + "/vidivo_fuzz"
+        suite = make_url(database_url)  # beside the suite's own, one per test process
+        url = suite.set(database=f"{suite.database}_fuzz").render_as_string(hide_password=False)
         _recreate_postgres_database(url)
         env["VIDIVO_DATABASE_URL"] = url
     return env

@@ -5,7 +5,6 @@ calls then run to their end on the terms they started with, and the audit is cle
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +21,7 @@ from sqlalchemy import Connection, MetaData, select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from tests.conftest import _recreate_postgres_database, bearer
+from tests.conftest import _recreate_postgres_database, bearer, suite_postgres_url
 from tests.migrations.history import (
     FEE_BASIS_POINTS,
     PASSWORD,
@@ -64,7 +63,7 @@ CAPTURED = {
 def fresh_database(folder: Path, label: str) -> str:
     """A database of this test's own: a file on SQLite; on PostgreSQL, the suite's database
     name with `label` appended, dropped and created again."""
-    suite = os.environ.get("VIDIVO_TEST_DATABASE_URL")
+    suite = suite_postgres_url()
     if not suite:
         return f"sqlite:///{folder / f'{label}.sqlite3'}"
     parsed = make_url(suite)
