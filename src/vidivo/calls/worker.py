@@ -36,8 +36,8 @@ LOOK_AGAIN_SECONDS = 0.5
 # its lease ran out and another worker claimed it meanwhile, that worker advances it.
 RENEW_AFTER = LEASE / 3
 # A pass advances a call at most once, and each claim leaves out the calls the pass has seen:
-# past this many the pass ends (the next one starts right after), so a claim never carries
-# more ids than a statement can take (32,767 parameters with asyncpg) nor grows slow.
+# past this many the pass ends (the next one starts after the usual pause between passes),
+# so a claim never carries more ids than a statement can take (32,767 with asyncpg).
 MOST_PER_PASS = 5000
 
 
