@@ -15,6 +15,12 @@ from httpx_ws.transport import ASGIWebSocketTransport
 from tests.conftest import Host, bearer
 
 
+def websocket_transport(app: Any) -> ASGIWebSocketTransport:
+    """httpx-ws's in-process transport, giving the app 10 s to accept a socket (not its default
+    1 s: a loaded 2-core machine running two suites at once takes longer now and then)."""
+    return ASGIWebSocketTransport(app=app, initial_receive_timeout=10)
+
+
 @pytest.fixture
 def settings(settings):
     return settings.model_copy(update={"test_clock": True})
@@ -78,7 +84,7 @@ class Calls:
         token = call.host.access_token if who == "host" else call.guest_token
         url = f"/v1/sessions/{call.session_id}/signal?token={token}"
         # Its own client: the WebSocket transport's task group must live in the test's task.
-        transport = ASGIWebSocketTransport(app=self.app)
+        transport = websocket_transport(self.app)
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://testserver") as ws_client,
             aconnect_ws(url, ws_client) as ws,

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 from httpx_ws import aconnect_ws
-from httpx_ws.transport import ASGIWebSocketTransport
 from sqlalchemy import func, select
 
+from tests.sessions.conftest import websocket_transport
 from vidivo.calls.models import CallSession
 from vidivo.payments.sim_models import SimCustomer, SimPaymentIntent
 
@@ -19,7 +19,7 @@ from vidivo.payments.sim_models import SimCustomer, SimPaymentIntent
 @contextlib.asynccontextmanager
 async def dashboard(app: Any, host: Any) -> AsyncIterator[Any]:
     """The host's dashboard open: its host events socket, answered once (so it is set up)."""
-    transport = ASGIWebSocketTransport(app=app)
+    transport = websocket_transport(app)
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
         aconnect_ws(f"/v1/host/events?token={host.access_token}", client) as feed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import bearer
+from tests.sessions.conftest import websocket_transport
 from vidivo.calls.ledger import audit
 
 
@@ -84,9 +85,8 @@ async def test_a_stranger_cannot_join_the_signaling_socket(calls, hosts):
     stranger = await hosts.create()
     for token in ("nonsense", stranger.access_token):
         import httpx
-        from httpx_ws.transport import ASGIWebSocketTransport
 
-        transport = ASGIWebSocketTransport(app=calls.app)
+        transport = websocket_transport(calls.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as ws_client:
             url = f"/v1/sessions/{call.session_id}/signal?token={token}"
             try:

@@ -10,10 +10,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from httpx_ws import aconnect_ws
-from httpx_ws.transport import ASGIWebSocketTransport
 from sqlalchemy import update
 
 from tests.scrape import METRICS_TOKEN, Scrape, scrape
+from tests.sessions.conftest import websocket_transport
 from vidivo.calls.ledger import audit
 from vidivo.calls.models import LedgerEntry, LedgerKind
 from vidivo.core.config import MetricsMode
@@ -104,7 +104,7 @@ async def test_sockets_opening_and_closing_move_the_gauge(calls, client, app):
     async with calls.join(call, "guest"):
         during = await scrape(client)
         assert moved(before, during, SOCKETS, kind="call") == 1
-        transport = ASGIWebSocketTransport(app=app)
+        transport = websocket_transport(app)
         url = f"/v1/host/events?token={call.host.access_token}"
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://t") as ws_client,

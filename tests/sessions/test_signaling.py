@@ -7,13 +7,14 @@ import json
 import httpx
 import pytest
 from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError, aconnect_ws
-from httpx_ws.transport import ASGIWebSocketTransport
+
+from tests.sessions.conftest import websocket_transport
 
 
 async def close_code(app, url: str, *messages: str) -> int | None:
     # A refusal before the handshake: its close code, or the HTTP status over a real server.
     """Open the socket, send `messages`, and return the close code the server gave."""
-    transport = ASGIWebSocketTransport(app=app)
+    transport = websocket_transport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as ws_client:
         try:
             async with aconnect_ws(url, ws_client, max_message_size_bytes=1 << 20) as ws:
@@ -74,7 +75,7 @@ async def test_presence_drives_went_live_paused_and_resumed(calls):
 async def test_the_welcome_says_whether_the_other_peer_is_there(calls):
     call = await calls.started()
     await calls.client.post(f"/v1/sessions/{call.session_id}/accept", headers=call.host.headers)
-    transport = ASGIWebSocketTransport(app=calls.app)
+    transport = websocket_transport(calls.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         url = f"/v1/sessions/{call.session_id}/signal?token="
         async with aconnect_ws(url + call.guest_token, client) as guest:
@@ -135,7 +136,7 @@ async def test_strangers_and_other_calls_tokens_are_refused(calls, hosts):
 async def test_the_host_feed_rings_for_a_new_call(calls, hosts, app):
     host = await hosts.create()
     link = await calls.link(host)
-    transport = ASGIWebSocketTransport(app=app)
+    transport = websocket_transport(app)
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
         aconnect_ws(f"/v1/host/events?token={host.access_token}", client) as feed,
@@ -152,7 +153,7 @@ async def test_the_host_feed_rings_for_a_new_call(calls, hosts, app):
 async def test_the_host_feed_drops_a_call_the_guest_cancels_while_it_rings(calls, hosts, app):
     host = await hosts.create()
     link = await calls.link(host)
-    transport = ASGIWebSocketTransport(app=app)
+    transport = websocket_transport(app)
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
         aconnect_ws(f"/v1/host/events?token={host.access_token}", client) as feed,

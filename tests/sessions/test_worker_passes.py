@@ -178,13 +178,13 @@ async def test_a_call_that_waited_out_its_lease_is_advanced_by_one_worker_only(
     # meanwhile and another worker claimed it, that worker advances it and this one leaves
     # it; if nobody did, its lease is renewed before it is advanced, so that nobody can
     # claim it halfway through.
-    first, waiting = await _due_calls(calls, hosts, 2)
+    started = await _due_calls(calls, hosts, 2)
     clock = TestClock(context.clock.now() + timedelta(days=1))
     rival = BillingWorker(
         context.session_factory,
-        None,
+        None,  # type: ignore[arg-type]
         clock,
-        payments=context.payments,  # type: ignore[arg-type]
+        payments=context.payments,
     )
     engine = _SlowFirstCall(context, clock, rival if taken_over else None)
     worker = BillingWorker(
@@ -195,14 +195,16 @@ async def test_a_call_that_waited_out_its_lease_is_advanced_by_one_worker_only(
         concurrency=1,
     )
     await worker.run_due()
+    slow = engine.advanced[0]  # whichever of the two the claim gave first
+    [waiting] = [session_id for session_id in started if session_id != slow]
     async with context.session_factory() as db:
         stored = await repository.load_session(db, waiting)
     if taken_over:
-        assert waiting in engine.rival_claimed  # (the first one too: its lease ran out)
-        assert engine.advanced == [first]
+        assert waiting in engine.rival_claimed  # (the slow one too: its lease ran out)
+        assert engine.advanced == [slow]
         assert stored.lease_owner == rival.worker_id
     else:
-        assert engine.advanced == [first, waiting]
+        assert engine.advanced == [slow, waiting]
         assert engine.leases[waiting] == (
             worker.worker_id,
             clock.now() + worker_module.LEASE,
