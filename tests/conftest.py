@@ -108,15 +108,18 @@ def _recreate_postgres_database(url: str) -> None:
     asyncio.run(recreate())
 
 
+def beside(url: str, suffix: str) -> str:
+    """The URL of the database on the same PostgreSQL server named `url`'s with `_suffix`."""
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{suffix}").render_as_string(hide_password=False)
+
+
 def suite_postgres_url() -> str | None:
     """This test process's PostgreSQL database: VIDIVO_TEST_DATABASE_URL's, with the name of
     the pytest-xdist worker appended when the suite runs in several processes (`-n`)."""
     url = os.environ.get("VIDIVO_TEST_DATABASE_URL")
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not url or not worker:
-        return url
-    parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+    return beside(url, worker) if url and worker else url
 
 
 @pytest.fixture(scope="session", autouse=True)

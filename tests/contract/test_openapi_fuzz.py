@@ -37,12 +37,9 @@ def server_env(tmp_path, database_url):
         "VIDIVO_SIGNUPS_PER_HOUR": "1000000",
     }
     if database_url.startswith("postgres"):
-        from sqlalchemy.engine import make_url
+        from tests.conftest import _recreate_postgres_database, beside
 
-        from tests.conftest import _recreate_postgres_database
-
-        suite = make_url(database_url)  # beside the suite's own, one per test process
-        url = suite.set(database=f"{suite.database}_fuzz").render_as_string(hide_password=False)
+        url = beside(database_url, "fuzz")  # one per test process, as the suite's own
         _recreate_postgres_database(url)
         env["VIDIVO_DATABASE_URL"] = url
     return env

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, MetaData, select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from tests.conftest import _recreate_postgres_database, bearer, suite_postgres_url
+from tests.conftest import _recreate_postgres_database, bearer, beside, suite_postgres_url
 from tests.migrations.history import (
     FEE_BASIS_POINTS,
     PASSWORD,
@@ -66,8 +66,7 @@ def fresh_database(folder: Path, label: str) -> str:
     suite = suite_postgres_url()
     if not suite:
         return f"sqlite:///{folder / f'{label}.sqlite3'}"
-    parsed = make_url(suite)
-    url = parsed.set(database=f"{parsed.database}_{label}").render_as_string(hide_password=False)
+    url = beside(suite, label)
     _recreate_postgres_database(url)
     return url
 
@@ -84,8 +83,7 @@ async def provider_store(url: str) -> str:
     if parsed.get_backend_name() == "sqlite":
         assert parsed.database is not None
         return f"sqlite:///{Path(parsed.database).with_suffix('.provider.sqlite3')}"
-    store = parsed.set(database=f"{parsed.database}_provider")
-    url = store.render_as_string(hide_password=False)
+    url = beside(url, "provider")
     await asyncio.to_thread(_recreate_postgres_database, url)
     return url
 
