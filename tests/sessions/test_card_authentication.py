@@ -4,6 +4,7 @@ for want of it; nothing is held, charged or rung until the bank has said yes."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.sessions.conftest import Call
@@ -172,4 +173,36 @@ async def test_the_host_join_timeout_counts_from_the_authenticated_hold(calls, c
     assert (session["state"], session["end_reason"]) == ("expired", "host_no_show")
     totals = (await calls.charges(call))["totals"]
     assert (totals["held"], totals["captured"], totals["released"]) == ("12.50", "0.00", "12.50")
+    await clean_audit(context)
+
+
+async def test_a_guest_confirming_twice_at_once_gets_one_call_and_one_use(calls, context):
+    """A double click on the guest page's "done" sends the confirmations together: each is
+    answered with the call waiting for its host, never an error that says nothing was
+    charged, and the link's use is taken once."""
+    call = await calls.started(card=ONCE)
+    await answer_the_bank(calls, call, call.started["authentication"], "complete")
+    answers = await asyncio.gather(*(confirm(calls, call) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert {a.json()["session"]["state"] for a in answers} == {"waiting_for_host"}
+    link = await calls.client.get(f"/v1/links/{call.short_code}", headers=call.host.headers)
+    assert link.json()["link"]["use_count"] == 1
+    assert (await calls.charges(call))["totals"]["held"] == "12.50"
+    await clean_audit(context)
+
+
+async def test_a_failed_challenge_confirmed_twice_at_once_is_refused_the_same_way_twice(
+    calls, context
+):
+    call = await calls.started(card=ONCE)
+    await answer_the_bank(calls, call, call.started["authentication"], "fail")
+    answers = await asyncio.gather(*(confirm(calls, call) for _ in range(4)))
+    assert [a.status_code for a in answers] == [402] * 4, [a.text for a in answers]
+    assert {a.json()["error"]["details"][0]["message"] for a in answers} == {
+        "authentication_failed"
+    }
+    session = await calls.session(call)
+    assert (session["state"], session["end_reason"]) == ("declined", "authentication_failed")
+    link = await calls.client.get(f"/v1/links/{call.short_code}", headers=call.host.headers)
+    assert link.json()["link"]["use_count"] == 0
     await clean_audit(context)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth import availability
 from vidivo.auth.availability import Availability
@@ -26,7 +27,7 @@ from vidivo.calls.terms import CallTerms, SpendingCapTooLow
 from vidivo.calls.timeline import begin_ending
 from vidivo.core.clock import Clock
 from vidivo.core.config import Settings
-from vidivo.core.errors import ApiError, ValidationFailed
+from vidivo.core.errors import ApiError, Conflict, ValidationFailed
 from vidivo.core.hub import Hub
 from vidivo.core.money import parse_amount_to_cents
 from vidivo.links import service as links
@@ -41,6 +42,9 @@ from vidivo.payments.provider import (
     PaymentProvider,
 )
 from vidivo.payouts import service as payouts
+
+# A start past its first hold: the host was rung (or the call went on from there).
+SETTLED_STARTS = {SessionState.WAITING_FOR_HOST, SessionState.LIVE, SessionState.PAUSED}
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,20 @@ class CallStarter:
         self, session_id: str, link_id: str, link_code: str, limited_uses: bool
     ) -> FirstHoldSettled:
         """The first hold is settled: authorized, it takes a use and rings the host; refused,
-        the start fails; still with the guest's bank, the guest is told how to answer."""
+        the start fails; still with the guest's bank, the guest is told how to answer.
+
+        Read again when the call changed before this could commit: a second confirmation
+        sent with the first (a double click), the worker or the host's suspension."""
+        for _ in range(5):
+            try:
+                return await self._settle_first_hold(session_id, link_id, link_code, limited_uses)
+            except StaleDataError:
+                continue
+        raise Conflict("The call changed too often to settle its start; try again.")
+
+    async def _settle_first_hold(
+        self, session_id: str, link_id: str, link_code: str, limited_uses: bool
+    ) -> FirstHoldSettled:
         clock, settings = self._clock, self._settings
         timeout = availability.presence_timeout(settings.signal_idle_timeout_seconds)
         async with self._factory() as db:
@@ -204,6 +221,11 @@ class CallStarter:
             )
             session, host = starting.session, starting.host
             billing_windows = starting.billing_windows
+            first = billing_windows[0]
+            if session.state in SETTLED_STARTS:
+                return FirstHoldSettled(session, billing_windows)  # another request settled it
+            if session.state == SessionState.DECLINED and first.state == WindowState.DECLINED:
+                raise declined(first.decline_code)  # as the request that saw it was told
             if session.state == SessionState.PENDING_PAYMENT and host.suspended_at is not None:
                 begin_ending(session, now, "host_suspended")
             if session.state != SessionState.PENDING_PAYMENT:
@@ -215,7 +237,6 @@ class CallStarter:
                 if session.end_reason == "host_suspended":
                     raise HostUnavailable()
                 raise InvalidSessionState("This call did not start in time; nothing was charged.")
-            first = billing_windows[0]
             if first.state == WindowState.AUTHENTICATING:
                 await db.commit()
                 asked = await pending_authentication(self._provider, first)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -221,5 +222,11 @@ def unexpected_error(exc: BaseException) -> ApiError:
             "A service Vidivo needs is not reachable; try again shortly.",
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, StaleDataError):
+        # A versioned row changed between this request's read and its write, and nothing of
+        # the request was kept: asking again works on the new state. The paths a double
+        # click can race retry this themselves; this answers any that does not.
+        log.warning("lost a race on a versioned row: %s", exc)
+        return Conflict("This changed while your request was handled; try again.")
     log.exception("unhandled error", exc_info=exc)
     return ApiError()
