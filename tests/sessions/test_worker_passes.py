@@ -210,3 +210,47 @@ async def test_a_call_that_waited_out_its_lease_is_advanced_by_one_worker_only(
             clock.now() + worker_module.LEASE,
         )
         assert stored.lease_owner is None
+
+
+class _SlowProviderSteps:
+    """Stands in for the billing engine: one advance whose provider steps together outlast a
+    lease (the worker's clock moves past it while they run), with a rival worker trying to
+    claim what is due halfway through."""
+
+    def __init__(self, clock: TestClock, rival: BillingWorker) -> None:
+        self._clock = clock
+        self._rival = rival
+        self.rival_claimed: list[str] | None = None
+
+    async def advance(self, session_id: str, *, lease_owner: str | None = None) -> bool:
+        for _ in range(3):  # three slow steps, 15 s each: 45 s in all
+            self._clock.advance(15)
+            await asyncio.sleep(0.2)  # the worker's renewals come every 0.02 s here
+        self.rival_claimed = await self._rival.claim_due(set(), 10)
+        return False  # the worker gives the lease back itself
+
+
+async def test_an_advance_that_outlasts_its_lease_keeps_the_call_from_other_workers(
+    calls, hosts, context, monkeypatch
+):
+    monkeypatch.setattr(worker_module, "RENEW_EVERY_SECONDS", 0.02)
+    [started] = await _due_calls(calls, hosts, 1)
+    clock = TestClock(context.clock.now() + timedelta(days=1))
+    rival = BillingWorker(
+        context.session_factory,
+        None,  # type: ignore[arg-type]
+        clock,
+        payments=context.payments,
+    )
+    engine = _SlowProviderSteps(clock, rival)
+    worker = BillingWorker(
+        context.session_factory,
+        engine,  # type: ignore[arg-type]
+        clock,
+        payments=context.payments,
+    )
+    await worker.run_due()
+    assert engine.rival_claimed == []  # 45 s into a 30 s lease, the call is still held
+    async with context.session_factory() as db:
+        stored = await repository.load_session(db, started)
+    assert stored.lease_owner is None  # given back once the advance was over

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +35,9 @@ LOOK_AGAIN_SECONDS = 0.5
 # lease renewed before it is advanced, so that no other worker claims it halfway through; if
 # its lease ran out and another worker claimed it meanwhile, that worker advances it.
 RENEW_AFTER = LEASE / 3
+# While a call is being advanced, its lease is renewed this often (real seconds): several slow
+# provider steps in one advance can outlast a lease.
+RENEW_EVERY_SECONDS = RENEW_AFTER.total_seconds()
 # A pass advances a call at most once, and each claim leaves out the calls the pass has seen:
 # past this many the pass ends (the next one starts after the usual pause between passes),
 # so a claim never carries more ids than a statement can take (32,767 with asyncpg).
@@ -105,6 +108,7 @@ class BillingWorker:
                         log.info("session %s was claimed by another worker meanwhile", session_id)
                         released = True  # the lease is that worker's now
                         return
+                    keeper = _LeaseKeeper(lambda: self._renewed(session_id), session_id)
                     try:
                         # The engine gives the lease back with its last plan when it can.
                         released = await self._engine.advance(
@@ -115,6 +119,8 @@ class BillingWorker:
                             log.warning("session %s waits for the database: %s", session_id, exc)
                         else:
                             log.exception("advancing session %s failed; retried later", session_id)
+                    finally:
+                        keeper.stop()
         finally:  # also for a call cancelled while it waited its turn
             if not released:
                 await self._release([session_id])
@@ -205,3 +211,39 @@ class BillingWorker:
                 else:
                     log.exception("billing worker pass failed")
             await asyncio.sleep(interval_seconds)
+
+
+class _LeaseKeeper:
+    """Renews a call's lease every `RENEW_EVERY_SECONDS` while the call is being advanced, so
+    that no other worker claims it halfway through a run of slow provider steps. An advance
+    that ends sooner costs one timer. It stops once the lease is no longer this worker's:
+    given back by the engine's last plan, or (after a stall past the lease) claimed by
+    another worker, whose plans then lose to ours or ours to theirs on the call's version."""
+
+    def __init__(self, renew: Callable[[], Awaitable[bool]], session_id: str) -> None:
+        self._renew = renew
+        self._session_id = session_id
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(RENEW_EVERY_SECONDS, self._due)
+        self._renewing: asyncio.Task[None] | None = None
+
+    def _due(self) -> None:
+        self._renewing = self._loop.create_task(self._renew_then_wait())
+
+    async def _renew_then_wait(self) -> None:
+        try:
+            held = await self._renew()
+        except Exception as exc:  # the database is away: try again at the next turn
+            log.warning("renewing the lease on %s failed: %s", self._session_id, exc)
+            held = True
+        if held:
+            self._timer = self._loop.call_later(RENEW_EVERY_SECONDS, self._due)
+        else:
+            log.info("session %s is no longer this worker's to keep", self._session_id)
+
+    def stop(self) -> None:
+        """No more renewals. One under way may still land: it then extends a lease that is
+        still ours, or matches nothing once the lease was given back."""
+        self._timer.cancel()
+        if self._renewing is not None:
+            self._renewing.cancel()
