@@ -1,9 +1,10 @@
 """What the links' fast paths share: the caller's login from its bearer token, checked in
-memory as the routes check it (the database part of the check is in each path's statement)."""
+memory as the routes check it (the database part of the check is in each path's statement);
+and a JSON answer sent as the routes' `JSONResponse` sends it."""
 
 from __future__ import annotations
 
-from starlette.types import Scope
+from starlette.types import Scope, Send
 
 from vidivo.auth.tokens import InvalidToken, TokenAuthority
 
@@ -31,3 +32,10 @@ def bearer_login(scope: Scope, tokens: TokenAuthority) -> tuple[str, str] | None
     if not isinstance(session_id, str) or not isinstance(user_id, str):
         return None
     return session_id, user_id
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    """A serialized JSON body, with the headers `JSONResponse` gives it."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

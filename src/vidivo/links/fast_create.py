@@ -18,8 +18,9 @@ suspension stops the next request, exactly as on the route.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
+from typing import cast
 
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -35,11 +36,11 @@ from vidivo.core.hub import Hub
 from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.core.middleware import replaying
 from vidivo.links import service
-from vidivo.links.fast_common import bearer_login
+from vidivo.links.fast_common import bearer_login, send_json
 from vidivo.links.models import Link
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.links.schemas import LinkCreate, LinkResponse
-from vidivo.links.views import link_out
+from vidivo.links.views import OwnerLinkFields, link_out
 from vidivo.payouts.service import charges_enabled_clause
 
 _ROUTE = "/v1/links"
@@ -84,10 +85,10 @@ class HostLinkCreateFastPath:
         # A lookup of this code before it existed may have been cached as a 404.
         await self.public_links.changed(self.hub, code=link.short_code)
         scope[ROUTE_TEMPLATE_KEY] = _ROUTE  # the route this layer stands in for
-        body = LinkResponse(link=link_out(self.base_url, link)).model_dump(mode="json")
-        await JSONResponse(body, status_code=201)(scope, receive, send)
+        body = LinkResponse(link=link_out(self.base_url, link)).model_dump_json().encode()
+        await send_json(send, 201, body)
 
-    async def _create(self, scope: Scope, raw: bytes) -> Link | None:
+    async def _create(self, scope: Scope, raw: bytes) -> OwnerLinkFields | None:
         if any(name == b"idempotency-key" for name, _ in scope["headers"]):
             return None  # the route keeps the stored answer
         login = bearer_login(scope, self.tokens)
@@ -105,7 +106,11 @@ class HostLinkCreateFastPath:
             # Autocommit: one statement needs no BEGIN/COMMIT round trips of its own.
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             written = await connection.scalar(self.statement, {**values, "sid": session_id})
-        return Link(**values) if written is not None else None
+        if written is None:
+            return None
+        # The row as written, every column (`new_link_values`): an ORM entity would cost
+        # ~30 µs more to build, for an answer that only reads it.
+        return cast(OwnerLinkFields, SimpleNamespace(**values))
 
 
 def _statement(dialect: str) -> Insert:

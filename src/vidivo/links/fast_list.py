@@ -29,14 +29,13 @@ from vidivo.auth.models import LoginSession, Role, User
 from vidivo.auth.tokens import TokenAuthority
 from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, CursorSigner
-from vidivo.links.fast_common import bearer_login
+from vidivo.links.fast_common import bearer_login, send_json
 from vidivo.links.models import Link
 from vidivo.links.schemas import LinkListResponse
 from vidivo.links.views import summary_fields
 
 _LIMIT = re.compile(r"^[1-9][0-9]{0,2}$")
 _ACTIVE = {"true": True, "false": False}
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 _LINK_COLUMNS = [
     Link.id,
     Link.short_code,
@@ -105,9 +104,7 @@ class HostLinkListFastPath:
             await self.app(scope, receive, send)
             return
         scope[ROUTE_TEMPLATE_KEY] = "/v1/links"  # the route this layer stands in for
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 200, body)
 
     async def _answer(self, scope: Scope) -> bytes | None:
         query = _plain_query(scope.get("query_string", b""))

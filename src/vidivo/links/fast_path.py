@@ -18,11 +18,11 @@ from vidivo.core.clock import Clock
 from vidivo.core.errors import ApiError, error_response, unexpected_error
 from vidivo.core.metrics import ROUTE_TEMPLATE_KEY
 from vidivo.links import service
+from vidivo.links.fast_common import send_json
 from vidivo.links.lookup_guard import LookupGuard
 from vidivo.links.public_cache import PublicLinkCache
 
 _PUBLIC_LINK = re.compile(r"^/v1/links/([^/]+)$")
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class PublicLinkFastPath:
@@ -73,6 +73,4 @@ class PublicLinkFastPath:
         except Exception as exc:  # outside FastAPI's handlers: answer in the API's shape
             await error_response(unexpected_error(exc))(scope, receive, send)
             return
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 200, body)
