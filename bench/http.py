@@ -178,7 +178,11 @@ def _paired(
     repeats: int, seconds: int, ours: dict[str, Any], bare: dict[str, Any], pid: int
 ) -> tuple[Figure, Figure]:
     """Ours and the bare stack's, alternated run by run so both see the same machine; ours
-    with the CPU our server process (`pid`) spent per request."""
+    with the CPU our server process (`pid`) spent per request. A short unmeasured run of
+    each comes first: a pool's connections are opened on first use (tens of milliseconds
+    each on PostgreSQL), which is start-up, not the path's steady state."""
+    wrk(seconds=2, **bare)
+    wrk(seconds=2, **ours)
     ours_runs, bare_runs = [], []
     for _ in range(repeats):
         bare_runs.append(wrk(seconds=seconds, **bare))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -15,7 +17,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import greenlet_spawn
 from ulid import ULID
 
 NAMING_CONVENTION = {
@@ -121,3 +126,73 @@ async def unit_of_work(
 def utc_now_seconds(moment: datetime) -> datetime:
     """Server timestamps are kept to whole seconds, as the API shows them."""
     return moment.astimezone(UTC).replace(microsecond=0)
+
+
+class DriverStatement:
+    """One Core statement, compiled once for PostgreSQL and run autocommitted on asyncpg's own
+    connection, past SQLAlchemy's execution machinery: for the one-statement hot paths, where
+    that machinery (a connection, its execution options, a context, bind and result
+    processing: ~0.1 ms a request on this kind of machine, bench/HISTORY.md) is a large share
+    of the request. The values go through the columns' own bind processing, as SQLAlchemy
+    would send them. The connection comes from the engine's pool and goes back to it; one
+    that failed other than with PostgreSQL's own refusal (dropped, cancelled mid-query) is
+    discarded from it, as SQLAlchemy discards a connection it finds broken."""
+
+    def __init__(self, engine: AsyncEngine, statement: ClauseElement) -> None:
+        dialect = engine.dialect
+        if dialect.driver != "asyncpg":
+            raise ValueError(f"a driver statement runs on asyncpg, not {dialect.driver}")
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
+            raise ValueError("a driver statement takes plain positional values")
+        binds = compiled.binds
+        self._engine = engine
+        self.sql = compiled.string
+        self._names = tuple(compiled.positiontup)
+        # A value the statement carries itself (a literal compared to), for a name not given.
+        self._fixed = {name: binds[name].effective_value for name in self._names}
+        self._processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._names
+        )
+        # What it answers: its columns (a SELECT's, or what an INSERT returns), each read
+        # through its type's result processing, into rows named as the ORM's are.
+        columns = list(statement.exported_columns) if isinstance(statement, ReturnsRows) else []
+        self._row: Any = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+        self._readers: list[tuple[int, Callable[[Any], Any]]] = []
+        for place, column in enumerate(columns):
+            read = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if read is not None:
+                self._readers.append((place, read))
+
+    def _values(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name, process in zip(self._names, self._processors, strict=True):
+            value = params[name] if name in params else self._fixed[name]
+            values.append(value if process is None or value is None else process(value))
+        return values
+
+    async def scalar(self, params: Mapping[str, Any]) -> Any:
+        """The first column of the first row (None without one)."""
+        rows = await self.all(params)
+        return rows[0][0] if rows else None
+
+    async def all(self, params: Mapping[str, Any]) -> list[Any]:
+        """Every row, its columns by name (`row.id`) or by place."""
+        values = self._values(params)
+        pooled = await self._engine.raw_connection()
+        try:
+            records = await pooled.driver_connection.fetch(self.sql, *values)  # type: ignore[union-attr]
+        except BaseException as error:
+            if not isinstance(error, asyncpg.PostgresError):
+                await greenlet_spawn(pooled.invalidate, error)
+            raise
+        finally:
+            await greenlet_spawn(pooled.close)
+        rows = []
+        for record in records:
+            row = list(record)
+            for place, read in self._readers:
+                if row[place] is not None:
+                    row[place] = read(row[place])
+            rows.append(self._row._make(row))
+        return rows
