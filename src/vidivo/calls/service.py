@@ -158,9 +158,18 @@ class CallService:
             raise start_error(error) from error
 
         async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:
+            billing_windows = await windows_of(db, session_id)
+            if any(w.state == WindowState.AUTHORIZING for w in billing_windows):
+                await db.refresh(session)  # as new as the windows (SQLite reads unisolated)
+                if session.payment_method_id == payment_method_id:
+                    return  # the same card again (a double click): its hold is under way
+                # A hold being placed is asked again, if need be, with the call's card under
+                # the same key: another card then would leave the first card's hold unknown.
+                raise InvalidSessionState(
+                    "A hold on your card is being placed right now: try again in a moment."
+                )
             session.payment_method_id = payment_method_id
             remember_card(session, card)
-            billing_windows = await windows_of(db, session_id)
             last = billing_windows[-1]
             if last.state == WindowState.DECLINED:
                 # Try the declined renewal again, on the new card, under a new key.

@@ -330,6 +330,13 @@ class SimulatedProvider:
             except (CardDeclined, AuthenticationRequired, InvalidPaymentRequest) as error:
                 # Stripe keeps a refusal under its key, with whatever the attempt recorded.
                 outcome = error
+            except IntegrityError:
+                # A request under the same key (a double click) wrote the same row first:
+                # answered as that one was, once it is stored.
+                await db.rollback()
+                if await db.get(SimIdempotencyKey, key) is None:
+                    raise TransientPaymentError("A request like this one is in progress.") from None
+                return cast(T, await self._replay(db, key, fingerprint))
             except BaseException:
                 await db.rollback()  # like Stripe after a 5xx: the key can be retried
                 raise

@@ -96,8 +96,11 @@ async def _store_account(
         try:
             await db.flush()
         except IntegrityError:
-            # A concurrent request stored this host's account first: use that one.
+            # A concurrent request stored this host's account first: use that one. The
+            # rollback expired what the request had loaded: the host is read again for the
+            # caller (an expired attribute cannot load itself under asyncio).
             await db.rollback()
+            await db.refresh(host)
             account = await db.get_one(PayoutAccount, host.id, populate_existing=True)
     apply_status(account, status, clock)
     return account
