@@ -425,6 +425,41 @@ async def test_a_retried_create_with_one_key_makes_one_link(calls):
 # --- the account --------------------------------------------------------------------------
 
 
+async def test_a_retried_start_with_one_idempotency_key_starts_one_call(calls, context):
+    """The conventions promise that a POST repeated with the same `Idempotency-Key` does
+    nothing twice; a guest page retrying its start must not hold the card twice."""
+    host = await calls.hosts.create()
+    link = await calls.link(host)
+    body = {
+        "guest_name": "Alex",
+        "guest_email": "alex@example.com",
+        "payment_method_id": "pm_card_visa",
+    }
+    answers = await at_once(
+        lambda: calls.client.post(
+            f"/v1/links/{link['short_code']}/sessions",
+            headers={"Idempotency-Key": "start-1"},
+            json=body,
+        ),
+        times=3,
+    )
+    no_server_error(answers)
+    assert statuses(answers) == [201] * 3, [a.text for a in answers]
+    assert len({a.json()["session"]["id"] for a in answers}) == 1, "one call, one hold"
+    listed = await calls.client.get("/v1/sessions", headers=host.headers)
+    assert len(listed.json()["sessions"]) == 1
+    for answer in answers:
+        call = Call(
+            host,
+            link["short_code"],
+            answer.json()["session"]["id"],
+            answer.json()["guest_token"],
+            answer.json(),
+        )
+        await calls.end(call, "guest")
+    await settled(context)
+
+
 async def test_a_double_clicked_away_switch_answers_away_each_time(calls):
     host = await calls.hosts.create()
     answers = await at_once(

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, BackgroundTasks, Header, Query, status
+from fastapi.responses import JSONResponse
 
 from vidivo.auth.deps import Caller, CurrentHost, Outbox
 from vidivo.auth.service import GuestPrincipal
@@ -18,11 +19,12 @@ from vidivo.calls.schemas import (
     SessionStart,
     SessionStarted,
 )
-from vidivo.calls.start import PendingAuthentication
-from vidivo.core.deps import AppClock, Cursors, DbSession
-from vidivo.core.errors import Forbidden
+from vidivo.calls.start import PendingAuthentication, StartKeyTaken
+from vidivo.core.deps import AppClock, Cursors, DbSession, SessionFactory
+from vidivo.core.errors import ApiError, Conflict, Forbidden, error_body
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
+from vidivo.idempotency import service as idempotency
 from vidivo.links import service as links
 from vidivo.links.deps import KnownShortCode
 
@@ -38,9 +40,16 @@ async def _respond(clock: AppClock, db: DbSession, session: CallSession) -> Sess
 STARTED_SESSION = {"session_id": "$response.body#/session/id"}
 
 
+START_ENDPOINT = "POST /v1/links/{short_code}/sessions"
+# A start repeated while the first is under way (three provider calls) waits this long for
+# its answer before it is told to ask again.
+START_WAIT_SECONDS = 30.0
+
+
 @router.post(
     "/v1/links/{short_code}/sessions",
     status_code=status.HTTP_201_CREATED,
+    response_model=SessionStarted,
     responses={
         **error_responses(402, 404, 409, 410, 429, 502),
         **links_to(
@@ -66,14 +75,53 @@ async def start_session(
     clock: AppClock,
     mailer: Outbox,
     background: BackgroundTasks,
-) -> SessionStarted:
-    started = await starts.start(short_code, body)
+    factory: SessionFactory,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    key = idempotency.validate_key(idempotency_key)
+    claim = None
+    if key is not None:
+        # A guest has no account: the key belongs to the link it starts from.
+        claim = idempotency.claim_for(
+            f"link:{short_code}", START_ENDPOINT, key, body.model_dump(mode="json")
+        )
+        stored = await idempotency.answer_of(factory, clock, claim, wait_seconds=START_WAIT_SECONDS)
+        if stored is not None:
+            return _repeated_start(stored, starts)
+    try:
+        started = await starts.start(short_code, body, claim)
+    except StartKeyTaken:  # by a start sent at the same moment: its answer is this one's
+        assert claim is not None
+        stored = await idempotency.answer_of(factory, clock, claim, wait_seconds=START_WAIT_SECONDS)
+        if stored is None:  # gone already (a key lives 24 hours): never in practice
+            raise Conflict("This start's Idempotency-Key changed hands; try again.") from None
+        return _repeated_start(stored, starts)
+    except ApiError as error:
+        if claim is not None:  # the call (if one was begun) ended this way: so does a repeat
+            answer = error_body(error.code, error.message, error.details)
+            await idempotency.complete(factory, claim, error.status, answer)
+        raise
     if started.host_emailed:  # the offline host's "a guest is waiting"
         background.add_task(mailer.deliver_pending)
-    return SessionStarted(
+    answer = SessionStarted(
         session=views.session_out(started.session, started.billing_windows, clock.now()),
         guest_token=started.guest_token,
         authentication=views.authentication_out(started.authentication),
+    ).model_dump(mode="json")
+    if claim is not None:  # kept without the guest's token: a repeat is given its own
+        kept = {name: value for name, value in answer.items() if name != "guest_token"}
+        await idempotency.complete(factory, claim, status.HTTP_201_CREATED, kept)
+    return JSONResponse(answer, status_code=status.HTTP_201_CREATED)
+
+
+def _repeated_start(stored: idempotency.StoredResponse, starts: Starts) -> JSONResponse:
+    """The first start's answer again, with a guest token of the call it started."""
+    body = stored.body
+    if stored.status_code == status.HTTP_201_CREATED:
+        token = starts.guest_token(str(body["session"]["id"]))
+        body = SessionStarted.model_validate({**body, "guest_token": token}).model_dump(mode="json")
+    return JSONResponse(
+        body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
     )
 
 

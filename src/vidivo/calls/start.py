@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -30,6 +31,7 @@ from vidivo.core.config import Settings
 from vidivo.core.errors import ApiError, Conflict, ValidationFailed
 from vidivo.core.hub import Hub
 from vidivo.core.money import parse_amount_to_cents
+from vidivo.idempotency import service as idempotency
 from vidivo.links import service as links
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.mail.letters import queue_letter
@@ -45,6 +47,10 @@ from vidivo.payouts import service as payouts
 
 # A start past its first hold: the host was rung (or the call went on from there).
 SETTLED_STARTS = {SessionState.WAITING_FOR_HOST, SessionState.LIVE, SessionState.PAUSED}
+
+
+class StartKeyTaken(Exception):
+    """Another start with the same `Idempotency-Key` took it at the same moment."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,15 @@ class CallStarter:
         # Issues the guest's token for a call (auth's, handed in: auth sits below calls).
         self._guest_token = guest_token
 
-    async def start(self, short_code: str, body: SessionStart) -> StartedSession:
-        """Hold the first window, and only then take a use of the link."""
+    def guest_token(self, session_id: str) -> str:
+        """The guest's token for a call (again, for a repeated start)."""
+        return self._guest_token(session_id)
+
+    async def start(
+        self, short_code: str, body: SessionStart, claim: idempotency.Claim | None = None
+    ) -> StartedSession:
+        """Hold the first window, and only then take a use of the link. With an
+        `Idempotency-Key`'s `claim`, the key is taken with the call's first writes."""
         clock, provider = self._clock, self._provider
         async with self._factory() as db:
             link, host = await links.get_usable_for_view(db, clock, short_code)
@@ -132,7 +145,14 @@ class CallStarter:
             db.add(session)
             await db.flush()
             db.add(windows.first_window(session.id, terms, now))
-            await db.commit()
+            if claim is not None:
+                idempotency.reserve(db, clock, claim)
+            try:
+                await db.commit()
+            except IntegrityError:
+                if claim is None:
+                    raise
+                raise StartKeyTaken() from None  # nothing of this start was written
             session_id, link_id = session.id, link.id
 
         try:

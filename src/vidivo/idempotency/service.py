@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.core.clock import Clock
-from vidivo.core.errors import IdempotencyConflict, ValidationFailed
+from vidivo.core.errors import Conflict, IdempotencyConflict, ValidationFailed
 from vidivo.idempotency.models import IdempotencyRecord
 
 # Stripe keeps keys for 24 hours; a retry after that is a new request.
@@ -109,3 +111,80 @@ async def run_once(
             raise
         return _replay(winner, fingerprint)
     return StoredResponse(status, body, replayed=False)
+
+
+# A key claimed by work that spans several transactions (a call's start: its first writes,
+# then the provider, then the rest), before its answer is known.
+IN_PROGRESS = 0
+# How often a request that finds its key's work under way looks again for the answer.
+_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """(owner, endpoint, key) and the request's fingerprint, for work under one key."""
+
+    owner: str
+    endpoint: str
+    key: str
+    fingerprint: str
+
+
+def claim_for(owner: str, endpoint: str, key: str, request_body: dict[str, Any]) -> Claim:
+    return Claim(owner, endpoint, key, request_fingerprint(request_body))
+
+
+def reserve(db: AsyncSession, clock: Clock, claim: Claim) -> None:
+    """Claim the key in the caller's transaction, committed with the work's first writes: a
+    request with the same key that comes later, or at the same moment, finds it (the latter
+    as an IntegrityError at the caller's commit)."""
+    db.add(
+        IdempotencyRecord(
+            owner=claim.owner,
+            endpoint=claim.endpoint,
+            key=claim.key,
+            request_hash=claim.fingerprint,
+            status_code=IN_PROGRESS,
+            response_body="",
+            created_at=clock.now(),
+        )
+    )
+
+
+async def complete(
+    factory: async_sessionmaker[AsyncSession], claim: Claim, status_code: int, body: dict[str, Any]
+) -> None:
+    """The answer to the claimed work, for the requests that repeat it."""
+    async with factory() as db:
+        await db.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.owner == claim.owner,
+                IdempotencyRecord.endpoint == claim.endpoint,
+                IdempotencyRecord.key == claim.key,
+            )
+            .values(status_code=status_code, response_body=json.dumps(body))
+        )
+        await db.commit()
+
+
+async def answer_of(
+    factory: async_sessionmaker[AsyncSession], clock: Clock, claim: Claim, *, wait_seconds: float
+) -> StoredResponse | None:
+    """The stored answer for the claim's key: None if the key is new (or expired); another
+    body under it is a 409 `idempotency_conflict`. Work still under way is waited for, up
+    to `wait_seconds`; past that, a 409 `conflict` says to ask again."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        async with factory() as db:
+            record = await _stored(db, clock, claim.owner, claim.endpoint, claim.key)
+            await db.commit()  # an expired record is deleted
+        if record is None:
+            return None
+        if record.request_hash != claim.fingerprint:
+            raise IdempotencyConflict()
+        if record.status_code != IN_PROGRESS:
+            return _replay(record, claim.fingerprint)
+        if time.monotonic() >= deadline:
+            raise Conflict("A request with this Idempotency-Key is still being handled; try again.")
+        await asyncio.sleep(_POLL_SECONDS)
