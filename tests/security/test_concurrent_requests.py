@@ -382,6 +382,35 @@ async def test_a_double_clicked_delete_deactivates_the_link_with_204_each_time(c
     assert [x["is_active"] for x in listed.json()["links"]] == [False]
 
 
+async def test_a_link_deleted_while_a_call_starts_refuses_the_call_as_deleted(
+    calls, context, monkeypatch
+):
+    """The host deactivates the link while a guest's start is with the payment provider
+    (between the link's check and the taking of its use): the hold is released and the guest
+    is told the link is gone (`404`), not that it "has reached its maximum uses" (it has
+    none). Deterministic: the delete is made from inside the provider call."""
+    host = await calls.hosts.create()
+    link = await calls.link(host)
+    attach = context.payments.attach_payment_method
+
+    async def attach_while_the_host_deletes(**kwargs: Any):
+        deleted = await calls.client.delete(f"/v1/links/{link['id']}", headers=host.headers)
+        assert deleted.status_code == 204, deleted.text
+        return await attach(**kwargs)
+
+    monkeypatch.setattr(context.payments, "attach_payment_method", attach_while_the_host_deletes)
+    started = await calls.start(link["short_code"])
+    monkeypatch.undo()
+    no_server_error([started])
+    listed = await calls.client.get("/v1/sessions", headers=host.headers)
+    [session] = listed.json()["sessions"]
+    assert session["state"] != "waiting_for_host"
+    assert session["charged"] == "0.00"
+    await settled(context)  # the refused start's hold was released
+    assert started.status_code == 404, started.text
+    assert started.json()["error"]["code"] == "not_found"
+
+
 async def test_a_delete_racing_two_starts_leaves_no_hold_behind(calls, context):
     host = await calls.hosts.create()
     link = await calls.link(host)

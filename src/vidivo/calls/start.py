@@ -277,7 +277,7 @@ class CallStarter:
                 await db.commit()
                 await self._public_links.changed(self._hub, code=link_code)
                 await self._engine.advance(session_id)  # releases the hold the loser had placed
-                raise links.LinkExhausted()
+                raise await self._why_no_use(link_code)
             session.state = SessionState.WAITING_FOR_HOST
             session.use_consumed = True
             session.waiting_deadline = now + self._engine.timings.host_join_timeout
@@ -293,6 +293,16 @@ class CallStarter:
             await self._public_links.changed(self._hub, code=link_code)
         await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
         return FirstHoldSettled(session, billing_windows, host_emailed=offline)
+
+    async def _why_no_use(self, link_code: str) -> ApiError:
+        """Why the link gave the start no use, as opening it now says: deactivated (or its
+        host suspended), expired, or used up by another guest meanwhile."""
+        async with self._factory() as db:
+            try:
+                await links.get_usable_for_view(db, self._clock, link_code)
+            except ApiError as refusal:
+                return refusal
+        return links.LinkExhausted()  # its last use was taken, then given back since
 
     def _email_host(self, db: AsyncSession, session: CallSession, host: User) -> None:
         """No dashboard of the host is open to ring: the guest waits, so the host is emailed
