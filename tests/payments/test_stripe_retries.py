@@ -9,6 +9,8 @@ of jitter, never sooner than a 429's Retry-After).
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.payments.fake_stripe.standin import RecordedRequest, StripeStandin
@@ -192,6 +194,34 @@ async def test_a_hold_whose_answer_is_lost_is_retried_and_replayed_not_made_twic
     assert lost.idempotency_key == retried.idempotency_key == same
     assert (lost.fault, lost.forwarded) == ("dropped", True)  # it was made the first time
     assert (retried.replayed, retried.forwarded) == (True, False)  # and only replayed after
+
+
+async def test_a_hold_sent_twice_at_once_is_made_once_and_both_callers_get_it(
+    harness: Harness, stripe_standin: StripeStandin
+) -> None:
+    # A double click's second request arrives while the first is still at Stripe, which
+    # answers it 409 `idempotency_key_in_use`: retried, it gets the first one's hold.
+    destination = await ready_destination(harness)
+    customer, card = await customer_with_card(harness)
+    stripe_standin.slow_next(1, seconds=0.5, path_prefix=CREATE)
+    same = key("hold")
+    request = hold_request(customer, card, destination)
+
+    async def second_click():
+        await asyncio.sleep(0.1)
+        return await harness.provider.place_hold(request, idempotency_key=same)
+
+    first, second = await asyncio.gather(
+        harness.provider.place_hold(request, idempotency_key=same), second_click()
+    )
+
+    assert first.id == second.id
+    assert first.status == second.status == HoldStatus.REQUIRES_CAPTURE
+    assert await intents_of(harness, customer) == [first.id]
+    made, *repeats = creates(stripe_standin)
+    assert (made.fault, made.forwarded) == ("slowed", True)
+    assert repeats[0].status == 409  # still going through: refused, never forwarded
+    assert (repeats[-1].replayed, repeats[-1].forwarded) == (True, False)
 
 
 async def test_a_capture_whose_answer_is_lost_is_retried_and_captures_once(

@@ -65,6 +65,10 @@ def _translate(error: stripe.StripeError) -> PaymentError:
         isinstance(error, stripe.APIError) and (error.http_status or 500) >= 500
     ):
         return TransientPaymentError(message)
+    if isinstance(error, stripe.APIError) and error.http_status == 409:
+        # `idempotency_key_in_use`: a request under the same key (a double click) is still
+        # going through; asked again, Stripe answers as it did.
+        return TransientPaymentError(message)
     if isinstance(error, stripe.InvalidRequestError | stripe.IdempotencyError):
         return InvalidPaymentRequest(message)
     return PaymentError(message)

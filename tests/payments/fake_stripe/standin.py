@@ -82,6 +82,7 @@ from yarl import URL
 Params = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PARSED: web.RequestKey[dict[str, Any]] = web.RequestKey("standin", dict)
+_SLOWED_BY: web.RequestKey[float] = web.RequestKey("standin_slowed_by", float)
 
 # Stripped from every request forwarded to localstripe, which rejects them.
 STRIPPED_EVERYWHERE = frozenset(
@@ -352,13 +353,15 @@ class RecordedRequest:
     status: int | None = None  # response status, once answered
     stripe_account: str | None = None  # the `Stripe-Account` header (not otherwise imitated)
     # An injected fault: "refused" (answered with `fail_next`'s error, never forwarded) or
-    # "dropped" (handled, `status` is what it produced, but the client got no response).
+    # "dropped" (handled, `status` is what it produced, but the client got no response), or
+    # "slowed" (handled in full, late).
     fault: str | None = None
 
 
 @dataclass
 class _Fault:
-    """A pending `fail_next` ("refuse") or `drop_next` ("drop") for matching requests."""
+    """A pending `fail_next` ("refuse"), `drop_next` ("drop") or `slow_next` ("slow") for
+    matching requests."""
 
     kind: str
     remaining: int
@@ -367,6 +370,7 @@ class _Fault:
     status: int = 500
     retry_after: float | None = None
     message: str = ""
+    seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -567,6 +571,23 @@ class StripeStandin:
         with self._lock:
             self._faults.append(_Fault("drop", n, method.upper() if method else None, path_prefix))
 
+    def slow_next(
+        self,
+        n: int = 1,
+        *,
+        seconds: float,
+        path_prefix: str = "/v1/payment_intents",
+        method: str | None = "POST",
+    ) -> None:
+        """Handle the next `n` matching requests in full, `seconds` late: a request that
+        repeats one under the same key meanwhile finds it still running (409, as on Stripe).
+        Recorded with `fault` "slowed"."""
+        if n < 1 or seconds <= 0:
+            raise ValueError("slow_next needs n >= 1 and seconds > 0")
+        fault = _Fault("slow", n, method.upper() if method else None, path_prefix, seconds=seconds)
+        with self._lock:
+            self._faults.append(fault)
+
     @property
     def pending_faults(self) -> int:
         """How many injected failures have not met a request yet."""
@@ -653,7 +674,10 @@ class StripeStandin:
             record.fault = "refused"
             record.status = fault.status
             return fault.response()
+        if fault is not None and fault.kind == "slow":
+            record.fault = "slowed"
         request[PARSED] = {"record": record, "params": params, "pairs": pairs, "body": body}
+        request[_SLOWED_BY] = fault.seconds if fault is not None and fault.kind == "slow" else 0.0
         try:
             if request.method == "POST" and record.idempotency_key:
                 response = await self._idempotently(request, record, handler)
@@ -677,7 +701,8 @@ class StripeStandin:
                 {"error": {"type": "api_error", "message": f"Stripe stand-in error: {error!r}"}},
             )
         record.status = response.status
-        if fault is not None and request.transport is not None:  # drop_next: lose the answer
+        if fault is not None and fault.kind == "drop" and request.transport is not None:
+            # drop_next: lose the answer
             record.fault = "dropped"
             # aiohttp then finds the transport closing and skips the response quietly.
             request.transport.close()
@@ -732,6 +757,8 @@ class StripeStandin:
                 code="idempotency_key_in_use",
             )
         try:
+            if request[_SLOWED_BY]:  # slow_next: still running when a repeat comes
+                await asyncio.sleep(request[_SLOWED_BY])
             try:
                 response = await handler(request)
             except StripeErrorResponse as error:
