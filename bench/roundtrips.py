@@ -2,10 +2,11 @@
 
 Runs the app in process (httpx's ASGI transport) against the bench's PostgreSQL database and
 counts, per request, what goes over the wire: every statement (SQLAlchemy's
-`before_cursor_execute`), every pool checkout (a round trip of its own while `pool_pre_ping`
-is on), and every COMMIT and ROLLBACK (asyncpg also sends a BEGIN per transaction, counted
-with the commit/rollback that closes it: ×2; an autocommit connection sends neither).
-Statements the fast path or a cache answers count zero.
+`before_cursor_execute`; asyncpg's query loggers for the fast paths' statements run on its
+own connection, `DriverStatement`), every pool checkout (a round trip of its own while
+`pool_pre_ping` is on), and every COMMIT and ROLLBACK (asyncpg also sends a BEGIN per
+transaction, counted with the commit/rollback that closes it: ×2; an autocommit connection
+sends neither). Statements the fast path or a cache answers count zero.
 """
 
 from __future__ import annotations
@@ -43,7 +44,21 @@ async def _count(folder: Path) -> list[str]:
     event.listen(sync, "commit", ended)
     event.listen(sync, "rollback", ended)
     pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
-    event.listen(sync.pool, "checkout", lambda *a: counts.update(["checkouts"]))
+
+    def driver_statement(query: Any) -> None:  # SQLAlchemy's own BEGIN/COMMIT: counted above
+        if not query.query.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            counts.update(["statements"])
+
+    def checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        counts.update(["checkouts"])
+        record.driver_connection.add_query_logger(driver_statement)
+
+    def checkin(_dbapi: Any, record: Any) -> None:
+        if record.driver_connection is not None:
+            record.driver_connection.remove_query_logger(driver_statement)
+
+    event.listen(sync.pool, "checkout", checkout)
+    event.listen(sync.pool, "checkin", checkin)
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -76,9 +91,11 @@ async def _count(folder: Path) -> list[str]:
             ]
             for name, method, url, headers, body in paths:
                 await client.request(method, url, headers=headers, content=body)  # warm
+                await asyncio.sleep(0.05)  # asyncpg calls its query loggers soon, not at once
                 counts.clear()
                 response = await client.request(method, url, headers=headers, content=body)
                 response.raise_for_status()
+                await asyncio.sleep(0.05)  # asyncpg calls its query loggers soon, not at once
                 trips = (
                     counts["statements"]
                     + 2 * counts["transactions"]
