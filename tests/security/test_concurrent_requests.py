@@ -226,6 +226,16 @@ async def replace_card(calls: Calls, call: Call, card: str = "pm_card_visa") -> 
     )
 
 
+async def goes_on_into_window_2_then_ends(calls: Calls, call: Call) -> None:
+    """The call, 230 s live, goes on into window 2 (430 s in all), then is hung up: 8
+    started minutes at 2.50, billed and captured."""
+    await calls.advance(200)
+    assert (await calls.session(call))["state"] == "live"
+    ended = (await calls.end(call)).json()["session"]
+    assert ended["billed"] == "20.00"
+    assert (await calls.charges(call))["totals"]["captured"] == "20.00"
+
+
 async def test_a_double_clicked_new_card_renews_the_window_once(calls, context):
     async with calls.live(card="pm_sim_decline_after_1") as (call, _h, _g):
         await calls.advance(230)  # window 2 is declined
@@ -237,11 +247,7 @@ async def test_a_double_clicked_new_card_renews_the_window_once(calls, context):
         windows = (await calls.charges(call))["windows"]
         assert [(w["number"], w["state"]) for w in windows] == [(1, "held"), (2, "held")]
         assert (await calls.charges(call))["totals"]["held"] == "25.00"
-        await calls.advance(200)  # 430 s live: into window 2
-        assert (await calls.session(call))["state"] == "live"
-        ended = (await calls.end(call)).json()["session"]
-    assert ended["billed"] == "20.00"
-    assert (await calls.charges(call))["totals"]["captured"] == "20.00"
+        await goes_on_into_window_2_then_ends(calls, call)
     await settled(context)
 
 
@@ -281,11 +287,7 @@ async def test_a_second_card_given_while_the_first_is_tried_renews_the_window_on
         # Asked again once the hold is settled, the card is changed for the next windows.
         again = await replace_card(calls, call, "pm_card_mastercard")
         assert again.status_code == 200, again.text
-        await calls.advance(200)  # 430 s live: into window 2
-        assert (await calls.session(call))["state"] == "live"
-        ended = (await calls.end(call)).json()["session"]
-    assert ended["billed"] == "20.00"
-    assert (await calls.charges(call))["totals"]["captured"] == "20.00"
+        await goes_on_into_window_2_then_ends(calls, call)
     await settled(context)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -47,11 +48,15 @@ async def _due_calls(calls, hosts, count: int) -> list[str]:
     return [(await calls.started(link=link, host=host)).session_id for _ in range(count)]
 
 
-def _worker(context, engine: _HeldEngine, concurrency: int) -> BillingWorker:
+def _worker(
+    context, engine: Any, concurrency: int = 16, clock: TestClock | None = None
+) -> BillingWorker:
+    """A worker on a stand-in engine (None: one that only claims), by default on a clock a
+    day ahead, where every call's next step is due."""
     return BillingWorker(
         context.session_factory,
-        engine,  # type: ignore[arg-type]
-        TestClock(context.clock.now() + timedelta(days=1)),  # every call's next step due
+        engine,
+        clock or TestClock(context.clock.now() + timedelta(days=1)),
         payments=context.payments,
         concurrency=concurrency,
     )
@@ -180,20 +185,9 @@ async def test_a_call_that_waited_out_its_lease_is_advanced_by_one_worker_only(
     # claim it halfway through.
     started = await _due_calls(calls, hosts, 2)
     clock = TestClock(context.clock.now() + timedelta(days=1))
-    rival = BillingWorker(
-        context.session_factory,
-        None,  # type: ignore[arg-type]
-        clock,
-        payments=context.payments,
-    )
+    rival = _worker(context, None, clock=clock)
     engine = _SlowFirstCall(context, clock, rival if taken_over else None)
-    worker = BillingWorker(
-        context.session_factory,
-        engine,  # type: ignore[arg-type]
-        clock,
-        payments=context.payments,
-        concurrency=1,
-    )
+    worker = _worker(context, engine, concurrency=1, clock=clock)
     await worker.run_due()
     slow = engine.advanced[0]  # whichever of the two the claim gave first
     [waiting] = [session_id for session_id in started if session_id != slow]
@@ -236,19 +230,9 @@ async def test_an_advance_that_outlasts_its_lease_keeps_the_call_from_other_work
     monkeypatch.setattr(worker_module, "RENEW_EVERY_SECONDS", 0.02)
     [started] = await _due_calls(calls, hosts, 1)
     clock = TestClock(context.clock.now() + timedelta(days=1))
-    rival = BillingWorker(
-        context.session_factory,
-        None,  # type: ignore[arg-type]
-        clock,
-        payments=context.payments,
-    )
+    rival = _worker(context, None, clock=clock)
     engine = _SlowProviderSteps(clock, rival)
-    worker = BillingWorker(
-        context.session_factory,
-        engine,  # type: ignore[arg-type]
-        clock,
-        payments=context.payments,
-    )
+    worker = _worker(context, engine, clock=clock)
     await worker.run_due()
     assert engine.rival_claimed == []  # 45 s into a 30 s lease, the call is still held
     async with context.session_factory() as db:
