@@ -135,8 +135,8 @@ class DriverStatement:
     processing: ~0.1 ms a request on this kind of machine, bench/HISTORY.md) is a large share
     of the request. The values go through the columns' own bind processing, as SQLAlchemy
     would send them. The connection comes from the engine's pool and goes back to it; one
-    that failed other than with PostgreSQL's own refusal (dropped, cancelled mid-query) is
-    discarded from it, as SQLAlchemy discards a connection it finds broken."""
+    whose failure may have ended it (dropped, shut down, cancelled mid-query) is discarded
+    from it, as SQLAlchemy discards a connection it finds broken."""
 
     def __init__(self, engine: AsyncEngine, statement: ClauseElement) -> None:
         dialect = engine.dialect
@@ -183,7 +183,7 @@ class DriverStatement:
         try:
             records = await pooled.driver_connection.fetch(self.sql, *values)  # type: ignore[union-attr]
         except BaseException as error:
-            if not isinstance(error, asyncpg.PostgresError):
+            if _connection_broken(error, pooled.driver_connection):
                 await greenlet_spawn(pooled.invalidate, error)
             raise
         finally:
@@ -196,3 +196,22 @@ class DriverStatement:
                     row[place] = read(row[place])
             rows.append(self._row._make(row))
         return rows
+
+
+# PostgreSQL's own refusals that end the connection: shut down by an operator or a crash
+# (57xxx: a statement cancelled on a timeout is one too, and costs only a reconnect), or
+# the connection failing (08xxx).
+_CONNECTION_ENDING = (
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
+
+
+def _connection_broken(error: BaseException, connection: Any) -> bool:
+    """Whether a connection that raised `error` must leave the pool: anything but a
+    statement PostgreSQL refused on a connection that stays open (a constraint, a type)."""
+    return (
+        not isinstance(error, asyncpg.PostgresError)
+        or isinstance(error, _CONNECTION_ENDING)
+        or connection.is_closed()
+    )
