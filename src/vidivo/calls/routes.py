@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, status
 from fastapi.responses import JSONResponse
@@ -19,9 +19,9 @@ from vidivo.calls.schemas import (
     SessionStart,
     SessionStarted,
 )
-from vidivo.calls.start import PendingAuthentication, StartKeyTaken
+from vidivo.calls.start import PendingAuthentication, StartedSession
 from vidivo.core.deps import AppClock, Cursors, DbSession, SessionFactory
-from vidivo.core.errors import ApiError, Conflict, Forbidden, error_body
+from vidivo.core.errors import ApiError, Conflict, Forbidden, IdempotencyConflict, error_body
 from vidivo.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vidivo.core.schemas import Pagination, error_responses, links_to
 from vidivo.idempotency import service as idempotency
@@ -41,9 +41,6 @@ STARTED_SESSION = {"session_id": "$response.body#/session/id"}
 
 
 START_ENDPOINT = "POST /v1/links/{short_code}/sessions"
-# A start repeated while the first is under way (three provider calls) waits this long for
-# its answer before it is told to ask again.
-START_WAIT_SECONDS = 30.0
 
 
 @router.post(
@@ -79,39 +76,45 @@ async def start_session(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     key = idempotency.validate_key(idempotency_key)
-    claim = None
-    if key is not None:
-        # A guest has no account: the key belongs to the link it starts from.
-        claim = idempotency.claim_for(
-            f"link:{short_code}", START_ENDPOINT, key, body.model_dump(mode="json")
-        )
-        stored = await idempotency.answer_of(factory, clock, claim, wait_seconds=START_WAIT_SECONDS)
-        if stored is not None:
-            return _repeated_start(stored, starts)
+    if key is None:
+        answer = _started_body(await starts.start(short_code, body), clock, background, mailer)
+        return JSONResponse(answer, status_code=status.HTTP_201_CREATED)
+    # A guest has no account: the key belongs to the link it starts from.
+    claim = idempotency.claim_for(
+        f"link:{short_code}", START_ENDPOINT, key, body.model_dump(mode="json")
+    )
     try:
-        started = await starts.start(short_code, body, claim)
-    except StartKeyTaken:  # by a start sent at the same moment: its answer is this one's
-        assert claim is not None
-        stored = await idempotency.answer_of(factory, clock, claim, wait_seconds=START_WAIT_SECONDS)
-        if stored is None:  # gone already (a key lives 24 hours): never in practice
-            raise Conflict("This start's Idempotency-Key changed hands; try again.") from None
-        return _repeated_start(stored, starts)
+        started = await starts.start_once(short_code, body, claim)
     except ApiError as error:
-        if claim is not None:  # the call (if one was begun) ended this way: so does a repeat
+        if error.code not in _NOT_THE_CALLS_OUTCOME:  # the call ended so: so does a repeat
             answer = error_body(error.code, error.message, error.details)
             await idempotency.complete(factory, claim, error.status, answer)
         raise
+    if isinstance(started, idempotency.StoredResponse):
+        return _repeated_start(started, starts)
+    answer = _started_body(started, clock, background, mailer)
+    # Kept without the guest's token: a repeat is given its own.
+    kept = {name: value for name, value in answer.items() if name != "guest_token"}
+    await idempotency.complete(factory, claim, status.HTTP_201_CREATED, kept)
+    return JSONResponse(answer, status_code=status.HTTP_201_CREATED)
+
+
+# Refusals that say nothing of how the call went: "try again" (it goes on, and a repeat
+# carries it on), and another request's body under the key.
+_NOT_THE_CALLS_OUTCOME = {Conflict.code, IdempotencyConflict.code}
+
+
+def _started_body(
+    started: StartedSession, clock: AppClock, background: BackgroundTasks, mailer: Outbox
+) -> dict[str, Any]:
     if started.host_emailed:  # the offline host's "a guest is waiting"
         background.add_task(mailer.deliver_pending)
     answer = SessionStarted(
         session=views.session_out(started.session, started.billing_windows, clock.now()),
         guest_token=started.guest_token,
         authentication=views.authentication_out(started.authentication),
-    ).model_dump(mode="json")
-    if claim is not None:  # kept without the guest's token: a repeat is given its own
-        kept = {name: value for name, value in answer.items() if name != "guest_token"}
-        await idempotency.complete(factory, claim, status.HTTP_201_CREATED, kept)
-    return JSONResponse(answer, status_code=status.HTTP_201_CREATED)
+    )
+    return answer.model_dump(mode="json")
 
 
 def _repeated_start(stored: idempotency.StoredResponse, starts: Starts) -> JSONResponse:

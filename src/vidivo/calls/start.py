@@ -49,6 +49,11 @@ from vidivo.payouts import service as payouts
 SETTLED_STARTS = {SessionState.WAITING_FOR_HOST, SessionState.LIVE, SessionState.PAUSED}
 
 
+# A start repeated while the first is under way (three provider calls) waits for its answer
+# until the first's claim on the key is this old; then it carries the call on itself.
+START_WAIT_SECONDS = 30.0
+
+
 class StartKeyTaken(Exception):
     """Another start with the same `Idempotency-Key` took it at the same moment."""
 
@@ -113,12 +118,32 @@ class CallStarter:
         """The guest's token for a call (again, for a repeated start)."""
         return self._guest_token(session_id)
 
+    async def start_once(
+        self, short_code: str, body: SessionStart, claim: idempotency.Claim
+    ) -> StartedSession | idempotency.StoredResponse:
+        """A start under an `Idempotency-Key`: the first answer again (waited for while its
+        request is under way), the call an earlier request began and never answered for
+        carried on, or a new start."""
+        for _ in range(2):
+            earlier = await idempotency.answer_of(
+                self._factory, self._clock, claim, wait_seconds=START_WAIT_SECONDS
+            )
+            if isinstance(earlier, idempotency.StoredResponse):
+                return earlier
+            if isinstance(earlier, idempotency.UnderWay):
+                return await self.resume(earlier.work, body)
+            try:
+                return await self.start(short_code, body, claim)
+            except StartKeyTaken:  # by a start sent at the same moment: its answer is ours
+                continue
+        raise Conflict("This start's Idempotency-Key changed hands; try again.")
+
     async def start(
         self, short_code: str, body: SessionStart, claim: idempotency.Claim | None = None
     ) -> StartedSession:
         """Hold the first window, and only then take a use of the link. With an
         `Idempotency-Key`'s `claim`, the key is taken with the call's first writes."""
-        clock, provider = self._clock, self._provider
+        clock = self._clock
         async with self._factory() as db:
             link, host = await links.get_usable_for_view(db, clock, short_code)
             links.ensure_in_schedule(link, clock.now())
@@ -146,7 +171,7 @@ class CallStarter:
             await db.flush()
             db.add(windows.first_window(session.id, terms, now))
             if claim is not None:
-                idempotency.reserve(db, clock, claim)
+                idempotency.reserve(db, clock, claim, work=session.id)
             try:
                 await db.commit()
             except IntegrityError:
@@ -154,7 +179,25 @@ class CallStarter:
                     raise
                 raise StartKeyTaken() from None  # nothing of this start was written
             session_id, link_id = session.id, link.id
+        await self._give_card(session_id, body)
+        return await self._first_hold(session_id, link_id, link_code, limited_uses)
 
+    async def resume(self, session_id: str, body: SessionStart) -> StartedSession:
+        """A start repeated under its `Idempotency-Key` whose first request never answered
+        (it failed, or its process stopped, after the call's first writes): the same start
+        carried on from where the call stands. Each step is keyed or version-checked as the
+        first request's were, so that request, if it is only slow, changes nothing twice."""
+        async with self._factory() as db:
+            session = await load_session(db, session_id)
+            link_id = session.link_id
+            link_code, limited_uses = await links.code_and_limit(db, link_id)
+        if session.state == SessionState.PENDING_PAYMENT and session.customer_id is None:
+            await self._give_card(session_id, body)
+        return await self._first_hold(session_id, link_id, link_code, limited_uses)
+
+    async def _give_card(self, session_id: str, body: SessionStart) -> None:
+        """The guest's customer at the provider, with the card attached to it."""
+        provider = self._provider
         try:
             customer_id = await provider.create_customer(
                 email=str(body.guest_email),
@@ -173,6 +216,10 @@ class CallStarter:
             await repository.record_customer(db, session_id, customer_id, card_of(card))
             await db.commit()
 
+    async def _first_hold(
+        self, session_id: str, link_id: str, link_code: str, limited_uses: bool
+    ) -> StartedSession:
+        """The engine places the first hold; the start settles on what came of it."""
         await self._engine.advance(session_id)
         settled = await self._after_first_hold(session_id, link_id, link_code, limited_uses)
         return StartedSession(

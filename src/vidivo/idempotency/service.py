@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vidivo.core.clock import Clock
-from vidivo.core.errors import Conflict, IdempotencyConflict, ValidationFailed
+from vidivo.core.errors import IdempotencyConflict, ValidationFailed
 from vidivo.idempotency.models import IdempotencyRecord
 
 # Stripe keeps keys for 24 hours; a retry after that is a new request.
@@ -130,14 +130,23 @@ class Claim:
     fingerprint: str
 
 
+@dataclass(frozen=True)
+class UnderWay:
+    """Work claimed under a key whose answer did not come in time: its request failed or its
+    process stopped after the work's first writes (or it is still going, slowly)."""
+
+    work: str
+
+
 def claim_for(owner: str, endpoint: str, key: str, request_body: dict[str, Any]) -> Claim:
     return Claim(owner, endpoint, key, request_fingerprint(request_body))
 
 
-def reserve(db: AsyncSession, clock: Clock, claim: Claim) -> None:
+def reserve(db: AsyncSession, clock: Clock, claim: Claim, work: str) -> None:
     """Claim the key in the caller's transaction, committed with the work's first writes: a
     request with the same key that comes later, or at the same moment, finds it (the latter
-    as an IntegrityError at the caller's commit)."""
+    as an IntegrityError at the caller's commit). `work` names what those writes began (a
+    call's id), for a repeat to carry on if no answer ever comes."""
     db.add(
         IdempotencyRecord(
             owner=claim.owner,
@@ -145,7 +154,7 @@ def reserve(db: AsyncSession, clock: Clock, claim: Claim) -> None:
             key=claim.key,
             request_hash=claim.fingerprint,
             status_code=IN_PROGRESS,
-            response_body="",
+            response_body=work,  # until the answer replaces it
             created_at=clock.now(),
         )
     )
@@ -170,10 +179,11 @@ async def complete(
 
 async def answer_of(
     factory: async_sessionmaker[AsyncSession], clock: Clock, claim: Claim, *, wait_seconds: float
-) -> StoredResponse | None:
+) -> StoredResponse | UnderWay | None:
     """The stored answer for the claim's key: None if the key is new (or expired); another
-    body under it is a 409 `idempotency_conflict`. Work still under way is waited for, up
-    to `wait_seconds`; past that, a 409 `conflict` says to ask again."""
+    body under it is a 409 `idempotency_conflict`. Work still under way is waited for until
+    its claim is `wait_seconds` old (and for at most that long here); past that, no answer is
+    coming from its own request, and the work is `UnderWay` for this one to carry on."""
     deadline = time.monotonic() + wait_seconds
     while True:
         async with factory() as db:
@@ -185,6 +195,7 @@ async def answer_of(
             raise IdempotencyConflict()
         if record.status_code != IN_PROGRESS:
             return _replay(record, claim.fingerprint)
-        if time.monotonic() >= deadline:
-            raise Conflict("A request with this Idempotency-Key is still being handled; try again.")
+        given_up = record.created_at + timedelta(seconds=wait_seconds)
+        if clock.now() >= given_up or time.monotonic() >= deadline:
+            return UnderWay(record.response_body)
         await asyncio.sleep(_POLL_SECONDS)
