@@ -39,15 +39,33 @@ class StatementCount:
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def attach(self, engine: AsyncEngine) -> None:
-        @event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def counted(*args: Any) -> None:
-            statement = str(args[2])
+        def count(statement: str) -> None:
             if "sim_" in statement:
                 self.simulated += 1
             else:
                 self.ours += 1
                 kind = statement.split(None, 1)[0].upper()
                 self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+        sync = engine.sync_engine
+        event.listen(sync, "before_cursor_execute", lambda *args: count(str(args[2])))
+
+        # Statements sent on asyncpg's own connection, past SQLAlchemy (`DriverStatement`);
+        # SQLAlchemy's BEGIN and COMMIT are counted as transactions below.
+        def sent_by_the_driver(query: Any) -> None:
+            if not query.query.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+                count(query.query)
+
+        def checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+            if hasattr(record.driver_connection, "add_query_logger"):
+                record.driver_connection.add_query_logger(sent_by_the_driver)
+
+        def checkin(_dbapi: Any, record: Any) -> None:
+            if hasattr(record.driver_connection, "remove_query_logger"):
+                record.driver_connection.remove_query_logger(sent_by_the_driver)
+
+        event.listen(sync.pool, "checkout", checkout)
+        event.listen(sync.pool, "checkin", checkin)
 
         def ended(connection: Any) -> None:  # autocommitted: no BEGIN nor COMMIT was sent
             if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":

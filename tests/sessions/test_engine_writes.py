@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.calls import engine_queries, ledger, repository, windows
-from vidivo.calls.models import CallSession, LedgerKind
+from vidivo.calls.models import CallSession, LedgerEntry, LedgerKind
 
 
 async def test_a_plan_over_a_call_changed_since_it_was_read_is_refused(calls, context):
@@ -58,16 +59,32 @@ async def test_a_plan_that_changes_nothing_writes_nothing(calls, context):
 
 
 async def test_a_plan_is_saved_alone_on_postgresql_only(context, is_postgres):
-    async with context.session_factory() as db:
-        assert await engine_queries.autocommitted(db) is is_postgres
+    assert (engine_queries.DriverPlans.of(context.engine) is not None) is is_postgres
 
 
-async def _read_as_the_engine(db, session_id: str) -> tuple[bool, engine_queries.StoredCall, int]:
-    """The call as the engine's plan reads it (alone on PostgreSQL), and its holds so far."""
-    alone = await engine_queries.autocommitted(db)
-    stored = await engine_queries.call_with_windows(db, session_id)
-    assert stored is not None
-    return alone, stored, (await ledger.totals(db, session_id))[LedgerKind.HOLD]
+class _AsTheEngine:
+    """The call read and saved as the engine's plan does: alone, on asyncpg's own connection,
+    on PostgreSQL; in the caller's transaction on SQLite."""
+
+    def __init__(self, context, db) -> None:
+        self.plans = engine_queries.DriverPlans.of(context.engine)
+        self.alone = self.plans is not None
+        self._db = db
+
+    async def read(self, session_id: str) -> tuple[engine_queries.StoredCall, int]:
+        """The call and its holds so far."""
+        if self.plans is not None:
+            stored = await self.plans.call_with_windows(session_id)
+        else:
+            stored = await engine_queries.call_with_windows(self._db, session_id)
+        assert stored is not None
+        return stored, (await ledger.totals(self._db, session_id))[LedgerKind.HOLD]
+
+    async def save(self, stored: engine_queries.StoredCall) -> None:
+        if self.plans is not None:
+            await self.plans.save(stored)
+        else:
+            await engine_queries.save(self._db, stored)
 
 
 async def _meanwhile(context, db, alone: bool, change) -> None:
@@ -103,10 +120,11 @@ async def _plan_of_every_kind(context, stored: engine_queries.StoredCall) -> Non
 async def test_a_plan_saved_alone_writes_the_call_its_windows_and_ledger_at_once(calls, context):
     call = await calls.started()
     async with context.session_factory() as db:
-        alone, stored, holds_before = await _read_as_the_engine(db, call.session_id)
+        engine = _AsTheEngine(context, db)
+        stored, holds_before = await engine.read(call.session_id)
         version = stored.session.version
         await _plan_of_every_kind(context, stored)
-        await engine_queries.save(db, stored, alone=alone)
+        await engine.save(stored)
         await db.commit()
     async with context.session_factory() as db:
         session = await repository.load_session(db, call.session_id)
@@ -123,16 +141,17 @@ async def test_a_plan_saved_alone_writes_the_call_its_windows_and_ledger_at_once
 async def test_a_plan_over_a_call_changed_since_it_was_read_writes_nothing_at_all(calls, context):
     call = await calls.started()
     async with context.session_factory() as db:
-        alone, stored, holds_before = await _read_as_the_engine(db, call.session_id)
+        engine = _AsTheEngine(context, db)
+        stored, holds_before = await engine.read(call.session_id)
         moved = (
             update(CallSession)
             .where(CallSession.id == call.session_id)
             .values(version=CallSession.version + 1)
         )
-        await _meanwhile(context, db, alone, moved)
+        await _meanwhile(context, db, engine.alone, moved)
         await _plan_of_every_kind(context, stored)
         with pytest.raises(StaleDataError):
-            await engine_queries.save(db, stored, alone=alone)
+            await engine.save(stored)
         # Nothing is committed (alone, there is no transaction to roll back).
     async with context.session_factory() as db:
         saved = await repository.windows_of(db, call.session_id)
@@ -141,15 +160,45 @@ async def test_a_plan_over_a_call_changed_since_it_was_read_writes_nothing_at_al
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
 
 
+async def test_a_plan_recording_an_outcome_recorded_meanwhile_writes_nothing(calls, context):
+    # Another process recorded this very outcome first (its ledger key is unique): the plan
+    # fails as a whole with the error the engine takes as "plan again", never half-saved.
+    call = await calls.started()
+    async with context.session_factory() as db:
+        engine = _AsTheEngine(context, db)
+        stored, holds_before = await engine.read(call.session_id)
+        await _plan_of_every_kind(context, stored)
+        recorded = ledger.entry(
+            session=stored.session, window_number=1, kind=LedgerKind.HOLD, amount_cents=123,
+            provider_ref="pi_test", idempotency_key=f"test:{stored.session.id}",
+            at=context.clock.now(),
+        )  # fmt: skip
+        assert recorded.idempotency_key == stored.ledger[0].idempotency_key
+        columns = {c.key: getattr(recorded, c.key) for c in LedgerEntry.__table__.columns}
+        await _meanwhile(context, db, engine.alone, insert(LedgerEntry).values(columns))
+        with pytest.raises(IntegrityError):
+            await engine.save(stored)
+    async with context.session_factory() as db:
+        saved = await repository.windows_of(db, call.session_id)
+        assert [w.number for w in saved] == [1]
+        assert saved[0].last_error is None
+        totals = await ledger.totals(db, call.session_id)
+        assert totals[LedgerKind.HOLD] == holds_before + (123 if engine.alone else 0)
+
+
 async def test_a_new_row_missing_a_required_value_is_a_loud_error_not_a_lost_race(calls, context):
     # In one statement a missing id would fail like a lost race and be retried in silence.
     call = await calls.started()
     async with context.session_factory() as db:
-        _, stored, holds_before = await _read_as_the_engine(db, call.session_id)
+        engine = _AsTheEngine(context, db)
+        stored, holds_before = await engine.read(call.session_id)
         await _plan_of_every_kind(context, stored)
         del stored.ledger[0].__dict__["id"]
         with pytest.raises(ValueError, match="ledger_entries row without id"):
-            await engine_queries.save(db, stored, alone=True)
+            engine_queries.one_statement_plan(stored)
+        if engine.plans is not None:
+            with pytest.raises(ValueError, match="ledger_entries row without id"):
+                await engine.plans.save(stored)
     async with context.session_factory() as db:
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
 
@@ -199,13 +248,14 @@ async def test_a_plan_gives_back_only_a_lease_its_worker_still_holds(calls, cont
     now = context.clock.now()
     await _claimed_by(context, "worker-a")
     async with context.session_factory() as db:
-        alone, stored, _ = await _read_as_the_engine(db, call.session_id)
+        engine = _AsTheEngine(context, db)
+        stored, _ = await engine.read(call.session_id)
         assert stored.session.lease_owner == "worker-a"
         if taken_over:
             await _meanwhile(
                 context,
                 db,
-                alone,
+                engine.alone,
                 update(CallSession)
                 .where(CallSession.id == call.session_id)
                 .values(lease_owner="worker-b", lease_until=now + timedelta(seconds=30)),
@@ -214,9 +264,9 @@ async def test_a_plan_gives_back_only_a_lease_its_worker_still_holds(calls, cont
         assert engine_queries.lease_release_folded(stored, "worker-a")
         if taken_over:
             with pytest.raises(StaleDataError):  # the engine plans again from what is stored
-                await engine_queries.save(db, stored, alone=alone)
+                await engine.save(stored)
         else:
-            await engine_queries.save(db, stored, alone=alone)
+            await engine.save(stored)
         await db.commit()
     async with context.session_factory() as db:
         session = await repository.load_session(db, call.session_id)

@@ -12,10 +12,10 @@ three. A crash between the provider's answer and that plan's save is the crash a
 
 The call and its windows are read from Core rows and only what a plan changed is written back
 (`engine_queries`): the ORM's loading and unit of work were most of an action's CPU. On
-PostgreSQL a plan is two autocommitted statements, its read and a save whose writes all hang
-on the call's version check, so a lost race writes nothing and no BEGIN or COMMIT goes over
-the wire; a plan that ends the call (a receipt, the link's use given back) is made again in
-one transaction.
+PostgreSQL a plan is two autocommitted statements on asyncpg's own connection, its read and a
+save whose writes all hang on the call's version check, so a lost race writes nothing and no
+BEGIN or COMMIT goes over the wire; a plan that ends the call (a receipt, the link's use
+given back) is made again in one transaction.
 
 What each window holds and captures, and the fee, come from the call's own terms
 (`CallTerms`, frozen at its start); how much time is billed comes from its meter. What is due
@@ -90,7 +90,14 @@ class Performed:
 
 
 class _EndsTheCall(Exception):
-    """A plan made alone (`engine_queries.autocommitted`) reached the call's end."""
+    """A plan made alone (`engine_queries.DriverPlans`) reached the call's end."""
+
+
+@dataclass(frozen=True)
+class _Decided:
+    planned: Planned
+    # The worker whose lease the plan gives back after its save (not folded into its UPDATE).
+    release_after_save: str | None
 
 
 @dataclass
@@ -115,6 +122,8 @@ class BillingEngine:
         receipt_links: ReceiptLinks | None = None,
     ) -> None:
         self._factory = factory
+        # PostgreSQL: most plans are made alone, past SQLAlchemy (`engine_queries.DriverPlans`).
+        self._driver_plans = engine_queries.DriverPlans.of(factory.kw["bind"])
         self._receipt_links = receipt_links
         self._provider = provider
         self._clock = clock
@@ -187,34 +196,63 @@ class BillingEngine:
         *,
         may_go_alone: bool,
     ) -> Planned:
+        if may_go_alone and self._driver_plans is not None:
+            return await self._plan_alone(self._driver_plans, session_id, done, lease_owner)
         async with self._factory() as db:
-            # On PostgreSQL a plan is two autocommitted statements, its read and its save.
-            alone = may_go_alone and await engine_queries.autocommitted(db)
             stored = await engine_queries.call_with_windows(db, session_id)
             if stored is None:
                 return Planned(None, [])
-            events: list[CallEvent] = []
-            if done is not None:
-                await self._apply_outcome(stored, done, events)
-            call = None
-            if stored.session.state not in FINAL_STATES:
-                call = await self._plan_next(db, stored, events, alone=alone)
-            owner = lease_owner if call is None else None  # the worker's lease ends here
-            folded = owner is not None and engine_queries.lease_release_folded(stored, owner)
-            await engine_queries.save(db, stored, alone=alone)
-            if owner is not None and not folded:  # after the save: it was the last write
-                await repository.release_lease(db, session_id, owner)
+            decided = await self._decide(stored, done, lease_owner, db)
+            await engine_queries.save(db, stored)
+            if decided.release_after_save:  # after the save: it was the last write
+                await repository.release_lease(db, session_id, decided.release_after_save)
             await db.commit()
         metrics.count_committed(metrics.amounts_of(stored.ledger))
-        return Planned(call, events, owner is not None)
+        return decided.planned
+
+    async def _plan_alone(
+        self,
+        plans: engine_queries.DriverPlans,
+        session_id: str,
+        done: Performed | None,
+        lease_owner: str | None,
+    ) -> Planned:
+        """A plan in two autocommitted statements (PostgreSQL): its read and its save."""
+        stored = await plans.call_with_windows(session_id)
+        if stored is None:
+            return Planned(None, [])
+        decided = await self._decide(stored, done, lease_owner, None)
+        await plans.save(stored)
+        if decided.release_after_save:
+            await plans.release_lease(session_id, decided.release_after_save)
+        metrics.count_committed(metrics.amounts_of(stored.ledger))
+        return decided.planned
+
+    async def _decide(
+        self,
+        stored: engine_queries.StoredCall,
+        done: Performed | None,
+        lease_owner: str | None,
+        db: AsyncSession | None,
+    ) -> _Decided:
+        """Record the last outcome, apply what fell due and pick the next provider call, on
+        the call as read. Without `db` (a plan made alone) a plan that would end the call
+        raises `_EndsTheCall`, having written nothing."""
+        events: list[CallEvent] = []
+        if done is not None:
+            await self._apply_outcome(stored, done, events)
+        call = None
+        if stored.session.state not in FINAL_STATES:
+            call = await self._plan_next(db, stored, events)
+        owner = lease_owner if call is None else None  # the worker's lease ends here
+        folded = owner is not None and engine_queries.lease_release_folded(stored, owner)
+        return _Decided(Planned(call, events, owner is not None), None if folded else owner)
 
     async def _plan_next(
         self,
-        db: AsyncSession,
+        db: AsyncSession | None,
         stored: engine_queries.StoredCall,
         events: list[CallEvent],
-        *,
-        alone: bool,
     ) -> PreparedCall | None:
         session, billing_windows = stored.session, stored.windows
         now = self._clock.now()
@@ -224,7 +262,7 @@ class BillingEngine:
             planner.apply_time(session, billing_windows, now, events)
             step = planner.next_window_action(session, billing_windows, now, events)
             if step is None and session.state == SessionState.ENDING:
-                if alone:  # the receipt and the link's use are written with the end
+                if db is None:  # the receipt and the link's use are written with the end
                     raise _EndsTheCall()
                 planner.finish(session, billing_windows, now, events)
                 if session.state == SessionState.ENDED:

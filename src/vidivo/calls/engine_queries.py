@@ -4,7 +4,8 @@ The engine plans on `CallSession` and `BillingWindow` objects, but they are read
 rows and written back as Core UPDATEs of the columns that changed: no unit of work, identity
 map nor ORM loading on a path taken twice per provider action. The call's UPDATE checks its
 version as the ORM's would, and a lost race raises the ORM's `StaleDataError` (the engine
-plans again from what is stored then).
+plans again from what is stored then). On PostgreSQL the read and the one-statement save
+skip SQLAlchemy's execution machinery too (`DriverPlans`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import (
     BindParameter,
     Insert,
@@ -26,13 +28,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import NamedColumn
 from sqlalchemy.sql.selectable import CTE
 
 from vidivo.calls.models import BillingWindow, CallSession, LedgerEntry
-from vidivo.core.db import Base
+from vidivo.core.db import Base, DriverStatement
 from vidivo.payouts import service as payouts
 
 M = TypeVar("M", bound=Base)
@@ -70,6 +73,11 @@ _UPDATE_SESSION = update(CallSession).where(
 _UPDATE_SESSION_RELEASING = _UPDATE_SESSION.where(
     CallSession.lease_owner == bindparam("b_lease_owner")
 )
+_RELEASE_LEASE = (
+    update(CallSession)
+    .where(CallSession.id == bindparam("session_id"), CallSession.lease_owner == bindparam("owner"))
+    .values(lease_owner=None, lease_until=None)
+)
 _UPDATE_WINDOW = update(BillingWindow).where(BillingWindow.id == bindparam("b_id"))
 _INSERT_WINDOW = insert(BillingWindow)
 _INSERT_LEDGER = insert(LedgerEntry)
@@ -100,20 +108,14 @@ def _from_row(model: type[M], keys: list[str], values: Sequence[Any]) -> M:
     return row
 
 
-async def autocommitted(db: AsyncSession) -> bool:
-    """On PostgreSQL, the plan's read and its save run autocommitted, each statement its own
-    transaction (no BEGIN and COMMIT round trips): whether they do. Call it before the read."""
-    if db.get_bind().dialect.name != "postgresql":
-        return False
-    await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
-
-
 async def call_with_windows(db: AsyncSession, session_id: str) -> StoredCall | None:
     """The call as stored now, its windows and whether its host can take charges, in one
     query (the engine reads them at the start of every plan)."""
     connection = await db.connection()
-    rows = (await connection.execute(_READ_CALL, {"session_id": session_id})).all()
+    return _stored_call((await connection.execute(_READ_CALL, {"session_id": session_id})).all())
+
+
+def _stored_call(rows: Sequence[Sequence[Any]]) -> StoredCall | None:
     if not rows:
         return None
     first = rows[0]
@@ -133,13 +135,9 @@ async def call_with_windows(db: AsyncSession, session_id: str) -> StoredCall | N
     return stored
 
 
-async def save(db: AsyncSession, stored: StoredCall, *, alone: bool = False) -> None:
-    """What the plan changed, in the order the ORM would flush it: the call (its version
-    checked and moved), then its windows, then the ledger. `alone` (after `autocommitted`):
-    all of it in one statement."""
-    if alone:
-        await _save_in_one_statement(db, stored)
-        return
+async def save(db: AsyncSession, stored: StoredCall) -> None:
+    """What the plan changed, in the caller's transaction and in the order the ORM would
+    flush it: the call (its version checked and moved), then its windows, then the ledger."""
     connection = await db.connection()
     changes = stored.session_changes()
     if changes:
@@ -165,11 +163,64 @@ async def save(db: AsyncSession, stored: StoredCall, *, alone: bool = False) -> 
         )
 
 
-async def _save_in_one_statement(db: AsyncSession, stored: StoredCall) -> None:
-    """`save` as one statement, with no transaction around it to roll back: the call's
-    UPDATE checks its version (and locks the row), and every other write is made only when
-    that UPDATE matched, so a lost race writes nothing at all. An unchanged call keeps its
-    version, as in `save`."""
+class DriverPlans:
+    """A plan's read and its save as one statement each, autocommitted on asyncpg's own
+    connection (PostgreSQL): no transaction, no BEGIN nor COMMIT, and none of SQLAlchemy's
+    execution machinery on a path taken twice per provider action. The save's writes all
+    hang on the call's version check, so a lost race writes nothing at all and raises the
+    ORM's `StaleDataError`, as `save` does. A plan that ends the call (its receipt, the link's
+    use given back) is made in a transaction instead."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._read = DriverStatement(engine, _READ_CALL)
+        self._release = DriverStatement(engine, _RELEASE_LEASE)
+        # Built and compiled once per plan shape (see `_save_statement`).
+        self._save_of_shape = functools.lru_cache(maxsize=256)(self._compiled_save)
+
+    @staticmethod
+    def of(engine: AsyncEngine) -> DriverPlans | None:
+        """The driver's plans where the engine runs on asyncpg; None elsewhere (SQLite)."""
+        return DriverPlans(engine) if engine.dialect.driver == "asyncpg" else None
+
+    async def call_with_windows(self, session_id: str) -> StoredCall | None:
+        return _stored_call(await self._read.all({"session_id": session_id}))
+
+    async def save(self, stored: StoredCall) -> None:
+        """Every write of the plan in one statement; an unchanged call keeps its version."""
+        plan = one_statement_plan(stored)
+        if plan is None:
+            return
+        shape, params = plan
+        statement = self._save_of_shape(shape)
+        try:
+            matched = await statement.scalar(params)
+        except asyncpg.IntegrityConstraintViolationError as error:
+            # A row of the plan is there already (another process recorded this very
+            # outcome): nothing was written, and the engine is told as `save` tells it.
+            raise IntegrityError(statement.sql, None, error) from error
+        if matched != 1:
+            raise StaleDataError(f"call {stored.session.id} changed since it was read")
+        if shape[0]:
+            stored.session.__dict__["version"] += 1
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        """The worker's lease, given back when it is still `owner`'s (the version stays)."""
+        await self._release.all({"session_id": session_id, "owner": owner})
+
+    def _compiled_save(self, shape: _SaveShape) -> DriverStatement:
+        return DriverStatement(self._engine, _save_statement(*shape))
+
+
+# Which columns of the call changed, which windows (new, or the columns that changed), and
+# the columns of each new ledger entry: a plan's statement depends on nothing else.
+_SaveShape = tuple[
+    tuple[str, ...], tuple[tuple[bool, tuple[str, ...]], ...], tuple[tuple[str, ...], ...]
+]
+
+
+def one_statement_plan(stored: StoredCall) -> tuple[_SaveShape, dict[str, Any]] | None:
+    """The shape of the plan's one statement and its values; None when it changes nothing."""
     session = stored.session
     changes = stored.session_changes()
     version = session.version
@@ -202,16 +253,10 @@ async def _save_in_one_statement(db: AsyncSession, stored: StoredCall) -> None:
         ledger.append(tuple(values))
         params |= {f"new_l{n}_{key}": value for key, value in values.items()}
     if not changes and not windows and not ledger:
-        return
-    statement = _save_statement(tuple(changes), tuple(windows), tuple(ledger))
-    connection = await db.connection()
-    if (await connection.execute(statement, params)).scalar_one() != 1:
-        raise StaleDataError(f"call {session.id} changed since it was read")
-    if changes:
-        session.__dict__["version"] = version + 1
+        return None
+    return (tuple(changes), tuple(windows), tuple(ledger)), params
 
 
-@functools.lru_cache(maxsize=256)
 def _save_statement(
     call_keys: tuple[str, ...],
     windows: tuple[tuple[bool, tuple[str, ...]], ...],

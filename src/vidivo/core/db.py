@@ -149,15 +149,20 @@ class DriverStatement:
         self._engine = engine
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup)
-        # A value the statement carries itself (a literal compared to), for a name not given.
-        self._fixed = {name: binds[name].effective_value for name in self._names}
+        # A value the statement carries itself (a literal compared to), for a name not given;
+        # a parameter the caller must give is a KeyError when it is missing, never a NULL.
+        self._fixed = {
+            name: binds[name].effective_value for name in self._names if not binds[name].required
+        }
         self._processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._names
         )
         # What it answers: its columns (a SELECT's, or what an INSERT returns), each read
-        # through its type's result processing, into rows named as the ORM's are.
+        # through its type's result processing, into rows named as the ORM's are (a name twice,
+        # as in a join, is read by place).
         columns = list(statement.exported_columns) if isinstance(statement, ReturnsRows) else []
-        self._row: Any = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+        keys = [column.key for column in columns]
+        self._row: Any = namedtuple("Row", keys, rename=True)  # type: ignore[misc]
         self._readers: list[tuple[int, Callable[[Any], Any]]] = []
         for place, column in enumerate(columns):
             read = column.type.dialect_impl(dialect).result_processor(dialect, None)
