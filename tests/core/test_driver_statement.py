@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import _recreate_postgres_database, beside
@@ -95,3 +96,17 @@ async def test_a_connection_postgresql_dropped_is_not_handed_out_again(
     with pytest.raises(asyncpg.StringDataRightTruncationError):
         await refused.scalar({})
     assert await count.scalar({"kind": "any"}) is None
+
+
+async def test_a_constraint_refusing_the_row_is_sqlalchemys_integrity_error(engine: AsyncEngine):
+    """Callers catch the IntegrityError they catch on every other path (the engine plans
+    again on it); the connection stays in working order."""
+    insert_note = DriverStatement(
+        engine, insert(notes).values(id=7, kind="x").returning(notes.c.id)
+    )
+    count = DriverStatement(engine, select(func.count()).select_from(notes))
+    assert await insert_note.scalar({}) == 7
+    with pytest.raises(IntegrityError) as refused:
+        await insert_note.scalar({})
+    assert isinstance(refused.value.orig, asyncpg.UniqueViolationError)
+    assert await count.scalar({}) == 1

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import asyncpg
 from sqlalchemy import (
     BindParameter,
     Insert,
@@ -28,7 +27,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import NamedColumn
@@ -192,14 +190,9 @@ class DriverPlans:
         if plan is None:
             return
         shape, params = plan
-        statement = self._save_of_shape(shape)
-        try:
-            matched = await statement.scalar(params)
-        except asyncpg.IntegrityConstraintViolationError as error:
-            # A row of the plan is there already (another process recorded this very
-            # outcome): nothing was written, and the engine is told as `save` tells it.
-            raise IntegrityError(statement.sql, None, error) from error
-        if matched != 1:
+        # A row of the plan there already (another process recorded this very outcome) is
+        # the IntegrityError `save` raises too: nothing was written.
+        if await self._save_of_shape(shape).scalar(params) != 1:
             raise StaleDataError(f"call {stored.session.id} changed since it was read")
         if shape[0]:
             stored.session.__dict__["version"] += 1

@@ -10,6 +10,7 @@ from typing import Any, cast
 import asyncpg
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -187,6 +188,10 @@ class DriverStatement:
         pooled = await self._engine.raw_connection()
         try:
             records = await pooled.driver_connection.fetch(self.sql, *values)  # type: ignore[union-attr]
+        except asyncpg.IntegrityConstraintViolationError as error:
+            # A constraint refused the row (the connection stays good): raised as SQLAlchemy
+            # raises it, so a caller handles it as on any other path.
+            raise IntegrityError(self.sql, values, error) from error
         except BaseException as error:
             if _connection_broken(error, pooled.driver_connection):
                 await greenlet_spawn(pooled.invalidate, error)

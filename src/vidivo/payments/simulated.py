@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-import asyncpg
 from sqlalchemy import (
     Boolean,
     Integer,
@@ -502,7 +501,7 @@ class SimulatedProvider:
         nothing), or, when the key was recorded already, the first outcome under it."""
         try:
             rows = await self._one_statement[operation].all(values)
-        except asyncpg.IntegrityConstraintViolationError:
+        except IntegrityError:
             async with self._factory() as db:
                 replayed = await self._replay(db, key, fingerprint)
             assert isinstance(replayed, Hold)
