@@ -23,7 +23,7 @@ from vidivo.app import AppContext, create_app
 from vidivo.auth import passwords
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
-from vidivo.core.db import Base
+from vidivo.core.db import Base, dispose
 from vidivo.mail.service import latest_email_to
 from vidivo.migrate import upgrade_to_head
 from vidivo.models import load_all_models
@@ -176,7 +176,7 @@ async def app(settings: Settings, clock: TestClock) -> AsyncIterator[Any]:
     async with context.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(text(f"DELETE FROM {table.name}"))
-    await context.engine.dispose()
+    await dispose(context.engine)
 
 
 @pytest.fixture

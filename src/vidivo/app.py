@@ -35,7 +35,7 @@ from vidivo.calls.worker import BillingWorker
 from vidivo.core.client_address import TrustedProxyClients
 from vidivo.core.clock import Clock, ScaledClock, SystemClock, TestClock
 from vidivo.core.config import Environment, MetricsMode, Settings
-from vidivo.core.db import create_engine, create_session_factory
+from vidivo.core.db import create_engine, create_session_factory, dispose
 from vidivo.core.deps import DbEngine, Provided
 from vidivo.core.errors import ServiceUnavailable, install_error_handlers
 from vidivo.core.hub import Hub, LocalHub, RedisHub
@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await context.hub.close()
-        await context.engine.dispose()
+        await dispose(context.engine)
 
     app = FastAPI(
         title="Vidivo API",

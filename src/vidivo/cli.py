@@ -22,6 +22,7 @@ from vidivo.auth.tokens import load_or_create_private_key
 from vidivo.calls.ledger import AuditFinding, audit
 from vidivo.calls.suspension import Suspension, suspend_host
 from vidivo.core.config import Environment, MetricsMode, PaymentsMode, Settings, local_url
+from vidivo.core.db import dispose
 from vidivo.core.errors import ApiError
 from vidivo.core.logs import configure_logging
 from vidivo.core.metrics import listening_socket, metrics_server
@@ -75,7 +76,7 @@ def _with_context(work: Callable[[AppContext], Awaitable[T]]) -> T:
             return await work(context)
         finally:
             await context.hub.close()
-            await context.engine.dispose()
+            await dispose(context.engine)
 
     return asyncio.run(run())
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import PASSWORD, bearer
 from vidivo.app import create_app
+from vidivo.core.db import dispose
 
 
 def _parts(token: str) -> tuple[dict, dict]:
@@ -171,7 +172,7 @@ async def test_tokens_signed_before_a_key_rotation_stay_valid(
         fresh_access = login.json()["access_token"]
         assert jwt.get_unverified_header(fresh_access)["kid"] == kids[0]
         assert jwt.get_unverified_header(host.access_token)["kid"] == kids[1]
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 def test_instances_creating_the_signing_key_together_end_up_with_one_key(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from tests.scrape import METRICS_TOKEN, Scrape, scrape
 from tests.support import free_port, start_server, stop_server
 from vidivo.app import create_app
 from vidivo.core.config import MetricsMode
+from vidivo.core.db import dispose
 
 REQUESTS = "vidivo_http_request_duration_seconds_count"
 
@@ -65,7 +66,7 @@ async def test_metrics_are_not_served_when_off(settings):
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
         assert (await client.get("/metrics", headers=headers)).status_code == 404
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 async def test_a_failed_redis_publish_is_counted(settings, client):
@@ -77,7 +78,7 @@ async def test_a_failed_redis_publish_is_counted(settings, client):
     failures = "vidivo_hub_publish_failures_total"
     assert after.value(failures) - before.value(failures) == 1
     await app.state.context.hub.close()
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 def test_listen_mode_serves_metrics_on_their_own_address_only(tmp_path):

@@ -7,14 +7,17 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
+from vidivo.core.sqlite_lane import sqlite_lane
+
 _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 @contextmanager
 def statements(context) -> Iterator[list[str]]:
-    """The SQL statements the app sends while the block runs: through SQLAlchemy, and on
-    PostgreSQL also those a fast path sends on asyncpg's own connection (`DriverStatement`),
-    which asyncpg's query loggers see (SQLAlchemy's own, prepared, it does not)."""
+    """The SQL statements the app sends while the block runs: through SQLAlchemy, and those a
+    fast path sends on the driver's own connection (`DriverStatement`), which on PostgreSQL
+    asyncpg's query loggers see (SQLAlchemy's own, prepared, it does not) and on SQLite the
+    lane connection's trace callback."""
     seen: list[str] = []
 
     def record(_conn, _cursor, statement, *_args) -> None:
@@ -37,6 +40,9 @@ def statements(context) -> Iterator[list[str]]:
     if on_postgresql:
         event.listen(engine.pool, "checkout", checkout)
         event.listen(engine.pool, "checkin", checkin)
+    else:
+        for writes in (True, False):
+            sqlite_lane(context.engine, writes=writes).connection.set_trace_callback(seen.append)
     try:
         yield seen
     finally:
@@ -44,3 +50,6 @@ def statements(context) -> Iterator[list[str]]:
         if on_postgresql:
             event.remove(engine.pool, "checkout", checkout)
             event.remove(engine.pool, "checkin", checkin)
+        else:
+            for writes in (True, False):
+                sqlite_lane(context.engine, writes=writes).connection.set_trace_callback(None)

@@ -8,6 +8,7 @@ import pytest
 from tests.support import free_port, start_server, stop_server
 from vidivo.app import create_app
 from vidivo.core.config import Settings
+from vidivo.core.db import dispose
 
 
 async def test_many_unknown_codes_from_one_address_get_429_then_even_real_links_do(
@@ -130,7 +131,7 @@ async def test_behind_a_trusted_proxy_the_client_is_the_last_address_it_did_not_
         # Another client behind the same proxy is its own address.
         other = {"X-Forwarded-For": "198.51.100.10"}
         assert (await proxy.get("/v1/links/tttttttttt", headers=other)).status_code == 404
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 def test_a_real_server_does_not_let_x_forwarded_for_reset_the_count(tmp_path):

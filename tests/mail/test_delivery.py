@@ -10,6 +10,7 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import PASSWORD
 from vidivo.app import create_app
+from vidivo.core.db import dispose
 
 
 class _Inbox:
@@ -48,7 +49,7 @@ async def test_signup_mail_is_delivered_over_smtp(settings, clock):
                 if inbox.messages:
                     break
                 await asyncio.sleep(0.05)
-        await app.state.context.engine.dispose()
+        await dispose(app.state.context.engine)
     finally:
         controller.stop()
     assert len(inbox.messages) == 1

@@ -44,7 +44,7 @@ from vidivo.calls.models import (
 from vidivo.cli import app as cli
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
-from vidivo.core.db import Base, create_engine
+from vidivo.core.db import Base, create_engine, dispose
 from vidivo.migrate import alembic_config
 from vidivo.payments.provider import HoldStatus
 from vidivo.payments.sim_models import SimPaymentIntent
@@ -260,7 +260,7 @@ async def upgraded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up
                 break
             await run.advance(60)
         yield run
-    await context.engine.dispose()
+    await dispose(context.engine)
 
 
 async def test_every_call_started_before_the_upgrade_reaches_its_end(upgraded):

@@ -12,7 +12,7 @@ from limits.aio.storage import RedisStorage
 from redis import asyncio as aioredis
 
 from vidivo.app import create_app
-from vidivo.core.db import new_id
+from vidivo.core.db import dispose, new_id
 from vidivo.core.errors import RateLimited
 from vidivo.core.hub import RedisHub
 from vidivo.core.ratelimit import Backoff, RateLimiter, per_seconds
@@ -144,7 +144,7 @@ async def test_with_redis_down_requests_that_need_it_get_a_clear_503(settings, c
         assert response.headers["Retry-After"] == "5"
         # What does not need Redis keeps working.
         assert (await client.get("/healthz")).status_code == 200
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 async def test_a_login_backoff_set_on_one_instance_holds_on_another():

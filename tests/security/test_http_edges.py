@@ -10,6 +10,7 @@ import pytest
 from tests.support import free_port, start_server, stop_server
 from vidivo.app import create_app
 from vidivo.core.config import Environment
+from vidivo.core.db import dispose
 
 REDIRECTING = ["/", "/app/", "/v1/links/", "/c/abc123/", "/static", "/readyz/"]
 
@@ -50,7 +51,7 @@ async def test_production_answers_tell_browsers_to_keep_to_https(settings, clock
             response = await http.get(path)
             hsts = response.headers["strict-transport-security"]
             assert hsts == "max-age=31536000; includeSubDomains", path
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 def test_a_real_server_does_not_name_its_software(tmp_path):

@@ -21,6 +21,7 @@ from typing import Any
 from vidivo.app import build_context
 from vidivo.core.clock import TestClock
 from vidivo.core.config import Settings
+from vidivo.core.db import dispose
 
 
 class DieAround:
@@ -89,7 +90,7 @@ async def main(now: datetime, action: str | None, when: str | None) -> None:
         provider = DieAround(context.payments, action, when)
         context.billing._provider = provider
     await context.worker.run_due()
-    await context.engine.dispose()
+    await dispose(context.engine)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from tests.sessions.conftest import Calls
 from tests.sessions.test_signaling import next_of
 from vidivo.app import create_app
 from vidivo.calls.ledger import audit
+from vidivo.core.db import dispose
 
 
 @contextlib.asynccontextmanager
@@ -25,7 +26,7 @@ async def restarted(settings, clock, **changes: Any) -> AsyncIterator[Calls]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Calls(client, Hosts(client, app.state.context), app)
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 async def test_a_fee_raised_after_a_restart_does_not_touch_a_running_call(

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from tests.sessions.conftest import Calls
 from vidivo.app import create_app
 from vidivo.calls.models import BillingWindow, CallSession
+from vidivo.core.db import dispose
 from vidivo.mail.service import latest_email_to
 from vidivo.webhooks.models import WebhookEvent
 
@@ -110,7 +111,7 @@ async def test_webhooks_answer_404_when_no_secret_is_configured(settings, clock)
             "/v1/webhooks/stripe", content=payload, headers=signed(payload, 0)
         )
     assert response.status_code == 404
-    await app.state.context.engine.dispose()
+    await dispose(app.state.context.engine)
 
 
 async def test_a_dispute_flags_the_call_and_tells_the_host(client, hosts, clock, context):

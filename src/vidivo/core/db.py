@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import greenlet_spawn
 from ulid import ULID
+
+from vidivo.core.sqlite_lane import close_sqlite_lanes, on_a_file, sqlite_lane
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -130,19 +133,24 @@ def utc_now_seconds(moment: datetime) -> datetime:
 
 
 class DriverStatement:
-    """One Core statement, compiled once for PostgreSQL and run autocommitted on asyncpg's own
+    """One Core statement, compiled once and run autocommitted on the driver's own
     connection, past SQLAlchemy's execution machinery: for the one-statement hot paths, where
     that machinery (a connection, its execution options, a context, bind and result
     processing: ~0.1 ms a request on this kind of machine, bench/HISTORY.md) is a large share
     of the request. The values go through the columns' own bind processing, as SQLAlchemy
-    would send them. The connection comes from the engine's pool and goes back to it; one
+    would send them, and the rows through their result processing.
+
+    On PostgreSQL the connection is asyncpg's, from the engine's pool and back to it; one
     whose failure may have ended it (dropped, shut down, cancelled mid-query) is discarded
-    from it, as SQLAlchemy discards a connection it finds broken."""
+    from it, as SQLAlchemy discards a connection it finds broken. On an SQLite file it is
+    the process's lane to the file for writes, or the one for reads (`sqlite_lane`)."""
 
     def __init__(self, engine: AsyncEngine, statement: ClauseElement) -> None:
         dialect = engine.dialect
-        if dialect.driver != "asyncpg":
-            raise ValueError(f"a driver statement runs on asyncpg, not {dialect.driver}")
+        if not runs_driver_statements(engine):
+            raise ValueError(f"a driver statement runs on asyncpg or an SQLite file: {engine.url}")
+        self._on_sqlite = dialect.name == "sqlite"
+        self._writes = statement.is_dml
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
             raise ValueError("a driver statement takes plain positional values")
@@ -185,6 +193,23 @@ class DriverStatement:
     async def all(self, params: Mapping[str, Any]) -> list[Any]:
         """Every row, its columns by name (`row.id`) or by place."""
         values = self._values(params)
+        records = await (self._fetch_sqlite if self._on_sqlite else self._fetch_asyncpg)(values)
+        rows = []
+        for record in records:
+            row = list(record)
+            for place, read in self._readers:
+                if row[place] is not None:
+                    row[place] = read(row[place])
+            rows.append(self._row._make(row))
+        return rows
+
+    async def _fetch_sqlite(self, values: list[Any]) -> list[Any]:
+        try:
+            return await sqlite_lane(self._engine, writes=self._writes).fetch(self.sql, values)
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(self.sql, values, error) from error
+
+    async def _fetch_asyncpg(self, values: list[Any]) -> list[Any]:
         pooled = await self._engine.raw_connection()
         try:
             records = await pooled.driver_connection.fetch(self.sql, *values)  # type: ignore[union-attr]
@@ -198,14 +223,19 @@ class DriverStatement:
             raise
         finally:
             await greenlet_spawn(pooled.close)
-        rows = []
-        for record in records:
-            row = list(record)
-            for place, read in self._readers:
-                if row[place] is not None:
-                    row[place] = read(row[place])
-            rows.append(self._row._make(row))
-        return rows
+        return cast(list[Any], records)
+
+
+def runs_driver_statements(engine: AsyncEngine) -> bool:
+    """Whether the engine's database takes `DriverStatement`s: PostgreSQL on asyncpg, or
+    an SQLite file (not an in-memory database, which only the pool's connection sees)."""
+    return engine.dialect.driver == "asyncpg" or on_a_file(engine)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """The engine's connections closed, its SQLite lane's too: at shutdown."""
+    await close_sqlite_lanes(engine)
+    await engine.dispose()
 
 
 # PostgreSQL's own refusals that end the connection: shut down by an operator or a crash
