@@ -6,6 +6,10 @@ doing the least each Vidivo path must do. Vidivo's figures are read against it.
   session must at least write), committed.
 - `GET /bare/keyset?host=…`: one 20-row keyset SELECT of a host's links, newest first (the
   first page of a listing; 21 rows read, to know whether there is more).
+- `POST /bare/start?code=…`: the floor of a crash-safe session start: the statements one
+  Vidivo start sends, in the same transactions and on as many connection checkouts, in the
+  same order (`START_STEPS`), on a narrow scratch row instead of the real tables and with no
+  logic between them. Not a path of its own: what the start's writes cost the bare stack.
 
 On PostgreSQL (`BENCH_DSN=postgresql://…`) it uses an asyncpg pool of 10; on SQLite
 (`BENCH_DSN=sqlite:///…`, the same file Vidivo serves) one aiosqlite connection in WAL mode
@@ -14,6 +18,7 @@ with autocommit, which is what one process can do with SQLite's single writer.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from datetime import UTC, datetime
@@ -38,6 +43,37 @@ KEYSET = (
     "SELECT id, short_code, rate_cents, window_size_minutes, expires_at, max_uses, use_count, "
     "label, is_active, created_at FROM links WHERE host_id = $1 ORDER BY id DESC LIMIT 21"
 )
+SCRATCH = (
+    "CREATE TABLE IF NOT EXISTS bare_start_rows "
+    "(id VARCHAR(26) PRIMARY KEY, step INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " at TIMESTAMP WITH TIME ZONE)"
+)
+# One statement of a start on the bare stack: the call's row read (S), a row written (I),
+# the call's row changed (U), or the link's use taken on its shared row (L).
+START_SQL = {
+    "S": "SELECT id, step, n, at FROM bare_start_rows WHERE id = $1",
+    "I": "INSERT INTO bare_start_rows (id, step, n, at) VALUES ($1, $2, 0, $3)",
+    "U": "UPDATE bare_start_rows SET n = n + 1, at = $2 WHERE id = $1",
+    "L": "UPDATE links SET use_count = use_count + 1 WHERE short_code = $1",
+}
+# A Vidivo start as it reaches the database, step by step (each on a connection of its own):
+# in a transaction or not, and its statements. Seen with SQLAlchemy's and asyncpg's
+# statement events on one start against PostgreSQL, at the commit that added this.
+START_STEPS: list[tuple[bool, str]] = [
+    (False, "S"),  # the short code looked up (the guard against guessing codes)
+    (True, "SSII"),  # the link and the host's payouts read; the call and its first window
+    (True, "II"),  # the provider's customer and its idempotency record
+    (True, "SSII"),  # the card attached to it, and its record
+    (True, "U"),  # the customer and card recorded on the call
+    (False, "S"),  # the first hold: the engine's plan read...
+    (False, "U"),  # ...and saved
+    (False, "I"),  # the provider's hold and its record
+    (False, "S"),  # the plan read again...
+    (False, "U"),  # ...and the hold's outcome saved
+    (True, "SLUI"),  # settled: the link's use taken, the call waits, the host's email queued
+]
+# After the answer: the host's email sent and marked so.
+AFTER_START: tuple[bool, str] = (True, "SU")
 state: dict[str, Any] = {}
 
 
@@ -61,6 +97,16 @@ class Postgres:
     async def execute(self, sql: str, *args: Any) -> None:
         await self.pool.execute(sql, *args)
 
+    async def step(self, in_transaction: bool, kinds: str, start: BareStart) -> None:
+        async with self.pool.acquire() as connection:
+            transaction = connection.transaction() if in_transaction else None
+            if transaction is not None:
+                await transaction.start()
+            for kind in kinds:
+                await connection.execute(START_SQL[kind], *start.args(kind, self.now()))
+            if transaction is not None:
+                await transaction.commit()
+
     def now(self) -> Any:
         return datetime.now(UTC)
 
@@ -76,6 +122,7 @@ class Sqlite:
         self.db.row_factory = aiosqlite.Row
         await self.db.execute("PRAGMA journal_mode=WAL")
         await self.db.execute("PRAGMA busy_timeout=10000")
+        self.lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self.db.close()
@@ -98,6 +145,16 @@ class Sqlite:
     async def execute(self, sql: str, *args: Any) -> None:
         await self.db.execute(self._sql(sql), args)
 
+    async def step(self, in_transaction: bool, kinds: str, start: BareStart) -> None:
+        # One connection: a transaction has it to itself until it commits.
+        async with self.lock:
+            if in_transaction:
+                await self.db.execute("BEGIN")
+            for kind in kinds:
+                await self.execute(START_SQL[kind], *start.args(kind, self.now()))
+            if in_transaction:
+                await self.db.execute("COMMIT")
+
     def now(self) -> Any:
         return datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
@@ -106,6 +163,36 @@ def _database(url: str) -> Postgres | Sqlite:
     if url.startswith("sqlite"):
         return Sqlite(url.split(":///", 1)[1])
     return Postgres(url)
+
+
+class BareStart:
+    """One start's statements' values: the call's row is the first one written."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.call = str(ULID())
+        self.call_written = False
+
+    def args(self, kind: str, now: Any) -> tuple[Any, ...]:
+        if kind == "S":
+            return (self.call,)
+        if kind == "I":
+            row, self.call_written = (str(ULID()) if self.call_written else self.call), True
+            return (row, 1, now)
+        if kind == "U":
+            return (self.call, now)
+        return (self.code,)
+
+
+async def _start(db: Postgres | Sqlite, code: str) -> str:
+    start = BareStart(code)
+    for in_transaction, kinds in START_STEPS:
+        await db.step(in_transaction, kinds, start)
+    # The host's email goes after the answer, as Vidivo sends it.
+    task = asyncio.create_task(db.step(*AFTER_START, start))
+    state.setdefault("after", set()).add(task)
+    task.add_done_callback(state["after"].discard)
+    return start.call
 
 
 def _cents(cents: int) -> str:
@@ -120,6 +207,9 @@ async def _answer(scope: dict[str, Any]) -> tuple[int, bytes]:
         link_id, code = str(ULID()), secrets.token_hex(5)
         await db.execute(INSERT, link_id, code, query["host"], db.now())
         return 201, orjson.dumps({"link": {"id": link_id, "short_code": code}})
+    if path == "/bare/start":
+        call = await _start(db, query["code"])
+        return 201, orjson.dumps({"session": {"id": call}})
     if path == "/bare/keyset":
         rows = await db.fetch(KEYSET, query["host"])
         links = [
@@ -152,6 +242,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if message["type"] == "lifespan.startup":
                 state["db"] = _database(os.environ["BENCH_DSN"])
                 await state["db"].open()
+                await state["db"].execute(SCRATCH)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await state["db"].close()

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 from ulid import ULID
 
+from bench.baseline import AFTER_START, START_STEPS
 from bench.stack import DSN, PASSWORD, Stack, cpu_seconds
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -194,6 +195,25 @@ def _paired(
     return median(ours_runs), median(bare_runs)
 
 
+def _floor_verdict(floor: tuple[Figure, Figure], unpaced: Figure) -> str:
+    """What the bare stack does with a start's statements, against its one INSERT."""
+    start, insert = floor
+    statements = sum(len(kinds) for _, kinds in START_STEPS) + len(AFTER_START[1])
+    transactions = sum(1 for in_transaction, _ in START_STEPS if in_transaction) + 1
+    ratio = start.rps / insert.rps
+    target = TARGETS["start"][0]
+    return (
+        f"- The floor: the bare stack making the statements of one start (`/bare/start`: "
+        f"{statements} statements in {transactions} transactions on {len(START_STEPS) + 1} "
+        f"connection checkouts, in a start's order, on a narrow scratch row, no logic) does "
+        f"{start.rps:,.0f}/s, **{ratio:.2f}×** its one INSERT (p99 {start.p99_ms:.1f} ms, "
+        f"{start.cpu_ms:.2f} ms of its CPU per start): {target}× is "
+        f"{'within' if ratio >= target else 'beyond'} what the bare stack itself does with "
+        f"those statements. Vidivo's start (pacing lifted) runs at "
+        f"{unpaced.rps / start.rps:.2f}× that floor."
+    )
+
+
 def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
     """Every authenticated hot path and the public view against the bare stack: the table."""
     for email, name in (("bench@example.com", "Bench Host"), ("many@example.com", "Many Links")):
@@ -207,6 +227,7 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
     base, server = stack.serve()
     pid = server.pid
     bare = stack.baseline()
+    bare_pid = stack.processes[-1].pid
     auth = {
         "Authorization": f"Bearer {_token(base, 'bench@example.com')}",
         "Content-Type": "application/json",
@@ -267,6 +288,14 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
     figures["start"] = _paired(
         repeats, seconds, {"url": f"{base}/v1/links/{code}/sessions", **start}, insert, pid
     )
+    # The floor: the bare stack making the statements of a start, against its one INSERT.
+    floor = _paired(
+        repeats,
+        seconds,
+        {"url": f"{bare}/bare/start?code={code}", "method": "POST"},
+        insert,
+        bare_pid,
+    )
     # Stopped first: only one server at a time takes the machine's two cores.
     server.terminate()
     server.wait(timeout=20)
@@ -325,6 +354,7 @@ def measure(stack: Stack, repeats: int, seconds: int) -> list[str]:
         f"{1000 / wanted:.1f} ms per start, its three provider calls and the first hold's "
         "writes included."
     )
+    verdicts.append(_floor_verdict(floor, figures["start_unpaced"][0]))
     page1, page500 = figures["list"][0], figures["page500"][0]
     verdicts.append(
         f"- Deep pages cost what page 1 costs: page 500 at {page500.rps / page1.rps:.2f}× "
