@@ -99,13 +99,13 @@ class Postgres:
 
     async def step(self, in_transaction: bool, kinds: str, start: BareStart) -> None:
         async with self.pool.acquire() as connection:
-            transaction = connection.transaction() if in_transaction else None
-            if transaction is not None:
-                await transaction.start()
-            for kind in kinds:
-                await connection.execute(START_SQL[kind], *start.args(kind, self.now()))
-            if transaction is not None:
-                await transaction.commit()
+            if not in_transaction:
+                for kind in kinds:
+                    await connection.execute(START_SQL[kind], *start.args(kind, self.now()))
+                return
+            async with connection.transaction():  # rolled back if a statement fails
+                for kind in kinds:
+                    await connection.execute(START_SQL[kind], *start.args(kind, self.now()))
 
     def now(self) -> Any:
         return datetime.now(UTC)
@@ -146,12 +146,19 @@ class Sqlite:
         await self.db.execute(self._sql(sql), args)
 
     async def step(self, in_transaction: bool, kinds: str, start: BareStart) -> None:
-        # One connection: a transaction has it to itself until it commits.
+        # One connection: a transaction has it to itself until it ends. IMMEDIATE: the write
+        # lock is waited for at BEGIN, so a transaction that reads and then writes is never
+        # refused for a write committed by another connection (Vidivo's) in between.
         async with self.lock:
             if in_transaction:
-                await self.db.execute("BEGIN")
-            for kind in kinds:
-                await self.execute(START_SQL[kind], *start.args(kind, self.now()))
+                await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for kind in kinds:
+                    await self.execute(START_SQL[kind], *start.args(kind, self.now()))
+            except BaseException:
+                if in_transaction:
+                    await self.db.execute("ROLLBACK")
+                raise
             if in_transaction:
                 await self.db.execute("COMMIT")
 
