@@ -19,6 +19,7 @@ with autocommit, which is what one process can do with SQLite's single writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
@@ -99,11 +100,9 @@ class Postgres:
 
     async def step(self, in_transaction: bool, kinds: str, start: BareStart) -> None:
         async with self.pool.acquire() as connection:
-            if not in_transaction:
-                for kind in kinds:
-                    await connection.execute(START_SQL[kind], *start.args(kind, self.now()))
-                return
-            async with connection.transaction():  # rolled back if a statement fails
+            # A transaction is rolled back if a statement fails.
+            scope = connection.transaction() if in_transaction else contextlib.nullcontext()
+            async with scope:
                 for kind in kinds:
                     await connection.execute(START_SQL[kind], *start.args(kind, self.now()))
 
@@ -184,7 +183,8 @@ class BareStart:
         if kind == "S":
             return (self.call,)
         if kind == "I":
-            row, self.call_written = (str(ULID()) if self.call_written else self.call), True
+            row = str(ULID()) if self.call_written else self.call
+            self.call_written = True
             return (row, 1, now)
         if kind == "U":
             return (self.call, now)

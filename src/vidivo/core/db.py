@@ -25,7 +25,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import greenlet_spawn
 from ulid import ULID
 
-from vidivo.core.sqlite_lane import close_sqlite_lanes, on_a_file, sqlite_lane
+from vidivo.core.sqlite_lane import SQLITE_PRAGMAS, close_sqlite_lanes, on_a_file, sqlite_lane
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -87,11 +87,8 @@ def async_database_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the single writer; the busy timeout queues writers
-    # instead of failing them with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()
 
 

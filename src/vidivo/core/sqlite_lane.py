@@ -23,8 +23,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-# The same settings as the pool's connections (`db._sqlite_pragmas`).
-_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON")
+# Every connection to the file, the pool's (`db._sqlite_pragmas`) and the lanes': WAL lets
+# readers run beside the single writer; the busy timeout queues writers instead of failing
+# them with "database is locked".
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+)
 
 
 class SqliteLane:
@@ -32,7 +38,7 @@ class SqliteLane:
         # Autocommit: each statement is its own transaction, as the hot paths ask. Opened
         # here and used only from the lane's thread afterwards.
         self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in _PRAGMAS:
+        for pragma in SQLITE_PRAGMAS:
             self.connection.execute(pragma)
         # Threads of an executor end with the interpreter, even if the lane is never closed.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidivo-sqlite")
@@ -58,7 +64,9 @@ _LANES: weakref.WeakKeyDictionary[Engine, dict[bool, SqliteLane]] = weakref.Weak
 
 def sqlite_lane(engine: AsyncEngine, *, writes: bool) -> SqliteLane:
     """The engine's lane for writes or for reads, opened on first use."""
-    lanes = _LANES.setdefault(engine.sync_engine, {})
+    lanes = _LANES.get(engine.sync_engine)  # on every statement: no new weak reference
+    if lanes is None:
+        lanes = _LANES[engine.sync_engine] = {}
     lane = lanes.get(writes)
     if lane is None:
         if not on_a_file(engine):
