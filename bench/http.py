@@ -39,11 +39,15 @@ def _ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
+# wrk's connections: each sends its next request as soon as the last one is answered.
+CONNECTIONS = 32
+
+
 def wrk(
     url: str,
     *,
     seconds: int = 8,
-    connections: int = 32,
+    connections: int = CONNECTIONS,
     method: str = "GET",
     body: str | None = None,
     headers: dict[str, str] | None = None,
@@ -221,6 +225,8 @@ def _condensed_verdict(condensed: tuple[Figure, Figure], unpaced: Figure) -> str
     ratio, p99 = floor.rps / insert.rps, floor.p99_ms / insert.p99_ms
     at_least, p99_at_most = TARGETS["start"]
     budget = 1000 / (at_least * insert.rps) - floor.cpu_ms
+    allowed_ms = p99_at_most * insert.p99_ms
+    needed = CONNECTIONS / (allowed_ms / 1000)  # Little's law, a closed loop with no pause
     return (
         f"- The fewest round trips a crash-safe start could make (`/bare/start-condensed`: "
         f"{len(CONDENSED_START)} before the answer, one after, each one statement on "
@@ -236,7 +242,10 @@ def _condensed_verdict(condensed: tuple[Figure, Figure], unpaced: Figure) -> str
             else "it leaves no CPU for anything but the statements. "
         )
         + f"p99: ≤ {p99_at_most}× is {'within' if p99 <= p99_at_most else 'beyond'} even that "
-        "floor, whatever the code around the statements."
+        f"floor. With {CONNECTIONS} connections always waiting, a request's mean latency is "
+        f"{CONNECTIONS} ÷ the throughput, so a p99 within {p99_at_most}× the INSERT's "
+        f"({allowed_ms:.1f} ms) needs at least {needed:,.0f} starts/s even with no spread at "
+        f"all ({needed / insert.rps:.2f}× the INSERT; the floor: {floor.rps:,.0f}/s)."
     )
 
 

@@ -6,11 +6,12 @@ the card, and a blocked camera says what to do."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from httpx_ws import aconnect_ws
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from tests.browser.accessibility import assert_accessible_in_both_schemes
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, App, screenshot_path
@@ -172,6 +173,80 @@ async def test_the_guest_checks_devices_then_gets_each_problem_in_words(
         await expect(guest.locator("#test-card")).to_have_attribute("aria-invalid", "true")
         await page_shows_no_internals(guest)
         await assert_accessible_in_both_schemes(guest, f"guest page, declined card, {size}")
+    finally:
+        await context.close()
+
+
+def set_away(app: App, away: bool) -> None:
+    account = {"email": "sca@example.com", "password": "correct horse battery"}
+    with httpx.Client(base_url=app.base) as http:
+        token = http.post("/v1/auth/token", json=account).json()["access_token"]
+        answer = http.put(
+            "/v1/me/availability",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"away": away},
+        )
+        assert answer.status_code == 200, answer.text
+
+
+async def test_a_start_whose_answer_was_lost_is_carried_on_not_made_twice(
+    app_server: App, browser: Browser
+):
+    """The guest's connection drops after the server began the call, so its answer never
+    reaches the page: pressing Start call again sends the same start under the same
+    Idempotency-Key and lands in that call, with no second call and no second hold. An answer
+    the API gave (the host away) is not repeated once the host is back."""
+    url = host_with_link(app_server)
+    context = await browser.new_context(
+        permissions=["camera", "microphone"], viewport=SIZES["phone"]
+    )
+    guest = await context.new_page()
+    keys: list[str] = []
+    began: list[dict[str, Any]] = []
+
+    async def note_key(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        await route.continue_()
+
+    async def lose_the_answer(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        answer = await route.fetch()  # the server does the start...
+        began.append(await answer.json())
+        await route.abort("connectionreset")  # ...and the page never hears of it
+
+    starts = "**/v1/links/*/sessions"
+    try:
+        await guest.goto(url)
+        await guest.get_by_label("Your name").fill("Alex")
+        await guest.get_by_label("Email (for your receipt)").fill("alex@example.com")
+        start_button = guest.get_by_role("button", name="Start call")
+
+        set_away(app_server, True)
+        await guest.route(starts, note_key)
+        await start_button.click()
+        await expect(guest.locator("#start-error")).to_contain_text("not taking calls")
+        await guest.unroute(starts, note_key)
+
+        set_away(app_server, False)
+        await guest.route(starts, lose_the_answer)
+        await start_button.click()
+        await expect(guest.locator("#start-error")).to_have_text(
+            "Vidivo's answer did not arrive. Press Start call again: it carries on the same "
+            "call, and nothing is held twice."
+        )
+        await guest.unroute(starts, lose_the_answer)
+        assert began and "session" in began[0], began
+        call_id = began[0]["session"]["id"]
+
+        await guest.route(starts, note_key)
+        await start_button.click()
+        await guest.wait_for_url(f"**/call/{call_id}")
+        # The refusal was an answer: the next start had a key of its own. The start that
+        # lost its answer was sent again under its key, and that one call is all there is.
+        assert len(keys) == 3 and keys[0] != keys[1] and keys[1] == keys[2], keys
+        sessions = host_sessions(app_server)
+        assert [s["id"] for s in sessions] == [call_id], sessions
+        assert sessions[0]["state"] == "waiting_for_host", sessions[0]
     finally:
         await context.close()
 

@@ -320,11 +320,12 @@ class CallStarter:
                 await self._engine.advance(session_id)
                 raise payouts.PaymentProviderUnavailable()
             if not await links.consume_use(db, link_id, now):
-                begin_ending(session, now, "link_exhausted")
+                refusal = await self._why_no_use(db, link_code)
+                begin_ending(session, now, _no_use_reason(refusal))
                 await db.commit()
                 await self._public_links.changed(self._hub, code=link_code)
                 await self._engine.advance(session_id)  # releases the hold the loser had placed
-                raise await self._why_no_use(link_code)
+                raise refusal
             session.state = SessionState.WAITING_FOR_HOST
             session.use_consumed = True
             session.waiting_deadline = now + self._engine.timings.host_join_timeout
@@ -341,14 +342,14 @@ class CallStarter:
         await self._hub.publish(f"host:{session.host_id}", IncomingCall(session_id).message())
         return FirstHoldSettled(session, billing_windows, host_emailed=offline)
 
-    async def _why_no_use(self, link_code: str) -> ApiError:
-        """Why the link gave the start no use, as opening it now says: deactivated (or its
-        host suspended), expired, or used up by another guest meanwhile."""
-        async with self._factory() as db:
-            try:
-                await links.get_usable_for_view(db, self._clock, link_code)
-            except ApiError as refusal:
-                return refusal
+    async def _why_no_use(self, db: AsyncSession, link_code: str) -> ApiError:
+        """Why the link gave the start no use, as opening it now says: deactivated or
+        deleted, expired, or used up by another guest meanwhile. Read in the start's own
+        transaction: a second connection per loser could exhaust the pool in a crowd."""
+        try:
+            await links.get_usable_for_view(db, self._clock, link_code)
+        except ApiError as refusal:
+            return refusal
         return links.LinkExhausted()  # its last use was taken, then given back since
 
     def _email_host(self, db: AsyncSession, session: CallSession, host: User) -> None:
@@ -370,6 +371,15 @@ class CallStarter:
             billing_windows = await windows_of(db, session_id)
             _record_failed_start(session, billing_windows, reason, self._clock.now())
             await db.commit()
+
+
+def _no_use_reason(refusal: ApiError) -> str:
+    """The call's end reason when its link gave it no use, as the guest was told."""
+    if isinstance(refusal, links.LinkExpired):
+        return "link_expired"
+    if isinstance(refusal, links.LinkExhausted):
+        return "link_exhausted"
+    return "link_deactivated"  # switched off or deleted by its host meanwhile
 
 
 def _record_failed_start(

@@ -240,7 +240,12 @@ async def get_usable_for_view(db: AsyncSession, clock: Clock, short_code: str) -
         raise NotFound("No call link with this code.")
     row = (
         await db.execute(
-            select(Link, User).join(User, User.id == Link.host_id).where(Link.short_code == code)
+            select(Link, User)
+            .join(User, User.id == Link.host_id)
+            .where(Link.short_code == code)
+            # As the row is now, even where this session loaded the link before a use was
+            # taken by a statement that left loaded entities alone.
+            .execution_options(populate_existing=True)
         )
     ).first()
     # A suspended or deleted host's links take no calls: to guests they are as gone as

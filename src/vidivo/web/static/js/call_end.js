@@ -42,6 +42,9 @@ export function endReason(session, who) {
     start_abandoned: "The call did not start in time. Nothing was charged.",
     provider_unavailable: "The payment service could not be reached, so the call did not start. Nothing was charged.",
     link_exhausted: "This link was used up by another call at the same moment, so the call did not start. Nothing was charged.",
+    link_expired: "This link expired just as the call was starting, so the call did not start. Nothing was charged.",
+    link_deactivated: guest ? "The host switched this link off just as the call was starting, so the call did not start. Nothing was charged."
+      : "You switched this link off just as the call was starting, so the call did not start.",
   }[session.end_reason];
   if (!words) return live ? "The call has ended." : "The call did not start.";
   // A call that went live always says so first: "The call has ended: you hung up."

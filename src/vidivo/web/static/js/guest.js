@@ -16,6 +16,12 @@ const windowMinutes = Number(form.dataset.windowMinutes);
 const holdCents = Number(form.dataset.holdCents);
 let stripe = null;
 let elements = null;
+// A start sent that got no answer the API keeps (the connection dropped, a gateway failed,
+// or the API said to try again): sent again unchanged, under the same Idempotency-Key, so
+// the server carries on the call it began instead of starting a second one and placing a
+// second hold on the guest's card. Any answer the API gives ends it: the next is a new start.
+let unanswered = null; // { key, fields, body }
+let cardChanged = false; // the card in Stripe's element since the start was made
 
 const deviceCheck = mountDeviceCheck(document.getElementById("device-check"));
 window.addEventListener("pagehide", () => deviceCheck.stop());
@@ -32,7 +38,9 @@ if (form.dataset.payments === "stripe" && window.Stripe) {
     setupFutureUsage: "off_session",
     paymentMethodCreation: "manual",
   });
-  elements.create("payment").mount("#card-element");
+  const paymentElement = elements.create("payment");
+  paymentElement.on("change", () => { cardChanged = true; });
+  paymentElement.mount("#card-element");
 }
 
 // A card problem in words, whatever the provider called it.
@@ -104,6 +112,37 @@ function checkForm() {
   return ok;
 }
 
+// An unguessable key (getRandomValues works on plain HTTP too, where randomUUID does not).
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `start-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// Whether the API answered the start and keeps that answer under its key, a refusal
+// included. Not so: no answer at all, an error not in the API's shape (a gateway's page),
+// "try again" (409 `conflict`), and a failure of the server's own (500, 503).
+const NOT_KEPT = new Set(["unknown", "conflict", "internal_error", "service_unavailable"]);
+
+function answerKept(error) {
+  return error instanceof ApiError && !NOT_KEPT.has(error.code);
+}
+
+// The start to send: the one that got no answer, if nothing in the form changed since;
+// else a new one, with its own key (and, with Stripe, a new PaymentMethod for the card).
+async function startToSend() {
+  const typed = {
+    guest_name: form.elements.guest_name.value.trim(),
+    guest_email: form.elements.guest_email.value.trim(),
+  };
+  const limit = maxSpend.value.trim();
+  if (limit) typed.max_spend = limit;
+  const fields = JSON.stringify([typed, stripe ? "" : form.elements.payment_method_id.value]);
+  if (unanswered && unanswered.fields === fields && !cardChanged) return unanswered;
+  const body = { ...typed, payment_method_id: await paymentMethodId() };
+  cardChanged = false;
+  return { key: newKey(), fields, body };
+}
+
 async function paymentMethodId() {
   if (!stripe) return form.elements.payment_method_id.value;
   const { error: incomplete } = await elements.submit();
@@ -158,15 +197,15 @@ form.addEventListener("submit", async (event) => {
     return;
   }
   button.textContent = "Holding the first window…";
+  let attempt = null;
   try {
-    const body = {
-      guest_name: form.elements.guest_name.value.trim(),
-      guest_email: form.elements.guest_email.value.trim(),
-      payment_method_id: await paymentMethodId(),
-    };
-    const limit = maxSpend.value.trim();
-    if (limit) body.max_spend = limit;
-    const started = await api("POST", `/v1/links/${shortCode}/sessions`, { body });
+    attempt = await startToSend();
+    unanswered = attempt;
+    const started = await api("POST", `/v1/links/${shortCode}/sessions`, {
+      body: attempt.body,
+      headers: { "Idempotency-Key": attempt.key },
+    });
+    unanswered = null;
     clearErrors(form);
     saveGuestToken(started.session.id, started.guest_token);
     const callPage = `/call/${started.session.id}`;
@@ -180,7 +219,13 @@ form.addEventListener("submit", async (event) => {
     }
     location.assign(callPage);
   } catch (error) {
-    errorBox.textContent = showError(error);
+    if (answerKept(error)) unanswered = null;
+    // No answer at all (the connection dropped, or a gateway's page came back).
+    const lost = attempt && unanswered === attempt && !(error instanceof ApiError);
+    errorBox.textContent = lost
+      ? "Vidivo's answer did not arrive. Press Start call again: it carries on the same "
+        + "call, and nothing is held twice."
+      : showError(error);
     button.disabled = false;
     button.textContent = "Start call";
   }

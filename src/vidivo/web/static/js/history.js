@@ -29,6 +29,8 @@ const NOT_STARTED_WORDS = {
   authentication_abandoned: "Guest left the bank's check unfinished",
   start_abandoned: "Guest left before paying",
   link_exhausted: "Link had no uses left",
+  link_expired: "Link expired as it started",
+  link_deactivated: "Link switched off as it started",
   host_suspended: "Not started: your account was suspended",
   provider_unavailable: "Not started: the payment service failed",
 };
