@@ -5,7 +5,6 @@ history shows it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.security.test_concurrent_requests import settled
-from tests.sessions.test_start_resumed import _the_call
+from tests.sessions.test_start_resumed import sent_until, with_customer
 from vidivo.links.models import Link
 
 # Each provider call takes this long: time enough to change the link during the hold.
@@ -58,16 +57,7 @@ async def test_a_link_gone_during_the_first_hold_ends_the_call_for_that_reason(
 ):
     host = await calls.hosts.create()
     link = await calls.link(host, max_uses=1, expires_at="2026-03-15T10:01:00Z")
-    sent = asyncio.ensure_future(calls.start(link["short_code"]))
-    # The card steps are done once the call has its customer: the hold comes next.
-    for _ in range(300):
-        call = await _the_call(context)
-        if call is not None and call.customer_id is not None:
-            break
-        assert not sent.done(), sent.result().text
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the start never reached its first hold")
+    sent, _ = await sent_until(context, calls.start(link["short_code"]), with_customer)
     await change(calls, host, link, clock, context)
 
     answer = await sent

@@ -34,24 +34,30 @@ async def _the_call(context) -> CallSession | None:
         return await db.scalar(select(CallSession))
 
 
+async def sent_until(
+    context, request: Awaitable[httpx.Response], reached: Callable[[CallSession], bool]
+) -> tuple[asyncio.Future[httpx.Response], CallSession]:
+    """Send the start and wait, while it is still under way, until its call has come as
+    far as `reached`: the request in flight, and the call as it stands."""
+    sent = asyncio.ensure_future(request)
+    for _ in range(200):
+        call = await _the_call(context)
+        if call is not None and reached(call):
+            return sent, call
+        assert not sent.done(), f"the start answered before it came that far: {sent.result().text}"
+        await asyncio.sleep(0.01)
+    raise AssertionError("the start never came that far")
+
+
 async def _stopped_when(
     context, request: Awaitable[httpx.Response], reached: Callable[[CallSession], bool]
 ) -> str:
     """Send the start and stop its request (as a stopped process would) once its call has
     come as far as `reached`: the call's id."""
-    sent = asyncio.ensure_future(request)
-    for _ in range(200):
-        call = await _the_call(context)
-        if call is not None and reached(call):
-            break
-        assert not sent.done(), "the start answered before it could be stopped"
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the start never came that far")
+    sent, call = await sent_until(context, request, reached)
     sent.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sent
-    assert call is not None
     return call.id
 
 
@@ -64,11 +70,12 @@ def _written(call: CallSession) -> bool:
     return True
 
 
-def _with_customer(call: CallSession) -> bool:
+def with_customer(call: CallSession) -> bool:
+    """The card steps are done: the first hold comes next."""
     return call.customer_id is not None
 
 
-@pytest.mark.parametrize("stopped", [_written, _with_customer], ids=["before-card", "at-hold"])
+@pytest.mark.parametrize("stopped", [_written, with_customer], ids=["before-card", "at-hold"])
 async def test_a_retry_carries_on_the_call_a_stopped_start_left(calls, context, stopped):
     host = await calls.hosts.create()
     link = await calls.link(host)
@@ -97,7 +104,7 @@ async def test_a_retry_after_the_engine_gave_up_on_the_call_says_so_and_holds_no
     host = await calls.hosts.create()
     link = await calls.link(host)
     code = link["short_code"]
-    session_id = await _stopped_when(context, start(calls, code, "attempt-1"), _with_customer)
+    session_id = await _stopped_when(context, start(calls, code, "attempt-1"), with_customer)
     await calls.advance(6 * 60)  # past the 5 minutes a start may take: the engine ends it
     again = await start(calls, code, "attempt-1")
     assert again.status_code == 409, again.text
