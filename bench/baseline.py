@@ -146,6 +146,10 @@ class Postgres:
         return datetime.now(UTC)
 
 
+# Both of the bare app's SQLite connections: WAL, and writers queued rather than refused.
+BARE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000")
+
+
 class Sqlite:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -155,8 +159,8 @@ class Sqlite:
 
         self.db = await aiosqlite.connect(self.path, isolation_level=None)
         self.db.row_factory = aiosqlite.Row
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA busy_timeout=10000")
+        for pragma in BARE_PRAGMAS:
+            await self.db.execute(pragma)
         self.lock = asyncio.Lock()
         # The condensed start's connection: a job's statements run in one hop on its thread.
         self.jobs = ThreadPoolExecutor(max_workers=1)
@@ -164,8 +168,8 @@ class Sqlite:
 
     def _open_job_db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=10000")
+        for pragma in BARE_PRAGMAS:
+            db.execute(pragma)
         return db
 
     async def _on_job_thread(self, work: Any, *args: Any) -> Any:
@@ -177,16 +181,18 @@ class Sqlite:
         self.jobs.shutdown()
 
     def _run_job(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        if len(statements) > 1:
+        # One statement is its own transaction (autocommit); several share one.
+        together = len(statements) > 1
+        if together:
             self.job_db.execute("BEGIN IMMEDIATE")
         try:
             for sql, args in statements:
                 self.job_db.execute(sql, args)
         except BaseException:
-            if len(statements) > 1:
+            if together:
                 self.job_db.execute("ROLLBACK")
             raise
-        if len(statements) > 1:
+        if together:
             self.job_db.execute("COMMIT")
 
     async def job(self, kinds: str, start: BareStart) -> None:
@@ -213,7 +219,9 @@ class Sqlite:
             return [dict(r) for r in await cursor.fetchall()]
 
     async def execute(self, sql: str, *args: Any) -> None:
-        await self.db.execute(self._sql(sql), args)
+        # Run to its end in one hop: a SELECT left with rows unread keeps its read snapshot
+        # until the cursor is collected, and the WAL cannot be checkpointed past it meanwhile.
+        await self.db.execute_fetchall(self._sql(sql), args)
 
     async def step(self, in_transaction: bool, kinds: str, start: BareStart) -> None:
         # One connection: a transaction has it to itself until it ends. IMMEDIATE: the write
