@@ -11,6 +11,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.calls import engine_queries, ledger, repository, windows
 from vidivo.calls.models import CallSession, LedgerEntry, LedgerKind
+from vidivo.core import races
+from vidivo.core.errors import Conflict
 
 
 async def test_a_plan_over_a_call_changed_since_it_was_read_is_refused(calls, context):
@@ -207,17 +209,17 @@ async def test_a_new_row_missing_a_required_value_is_a_loud_error_not_a_lost_rac
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
 
 
-async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, context):
-    # The engine's plan lands between the change's read and its first flush (a query inside
-    # the change flushes): the change is made again on the call as it is now, not a 500.
-    call = await calls.started()
+async def _change_raced(context, session_id: str, races: int):
+    """A change to the guest's name through the calls service, whose first `races` attempts
+    meet the engine midway: its plan lands between the change's read and its first flush (a
+    query inside the change flushes). The attempts made."""
     attempts = 0
 
     async def change(db, session: CallSession, now) -> None:
         nonlocal attempts
         attempts += 1
         session.guest_name = "Renamed"
-        if attempts == 1:
+        if attempts <= races:
             async with context.session_factory() as engine_meanwhile:
                 await engine_meanwhile.execute(
                     update(CallSession)
@@ -227,10 +229,31 @@ async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, 
                 await engine_meanwhile.commit()
         await repository.windows_of(db, session.id)
 
-    await context.calls._with_retry(call.session_id, change)
-    assert attempts == 2
+    await context.calls._with_retry(session_id, change)
+    return attempts
+
+
+async def _guest_name(context, session_id: str) -> str:
     async with context.session_factory() as db:
-        assert (await repository.load_session(db, call.session_id)).guest_name == "Renamed"
+        return (await repository.load_session(db, session_id)).guest_name
+
+
+async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, context):
+    # Made again on the call as it is now, not a 500.
+    call = await calls.started()
+    assert await _change_raced(context, call.session_id, races=1) == 2
+    assert await _guest_name(context, call.session_id) == "Renamed"
+
+
+async def test_an_api_change_raced_every_time_answers_try_again_and_writes_nothing(calls, context):
+    # A call that never settles (a stuck worker replanning it) must not keep the request
+    # looping, nor answer 500: five tries, then 409 conflict, and nothing of it is kept.
+    call = await calls.started()
+    before = await _guest_name(context, call.session_id)
+    with pytest.raises(Conflict, match="changed too often") as refused:
+        await _change_raced(context, call.session_id, races=races.ATTEMPTS)
+    assert refused.value.status == 409
+    assert await _guest_name(context, call.session_id) == before != "Renamed"
 
 
 async def _claimed_by(context, owner: str) -> None:

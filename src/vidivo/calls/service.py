@@ -3,10 +3,10 @@ the relay's deadline, a host's list of calls, and provider events about a call's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth.models import User
 from vidivo.auth.service import GuestPrincipal, Principal
@@ -26,11 +26,14 @@ from vidivo.calls.start import (
 from vidivo.calls.terms import MS_PER_MINUTE, CallTerms
 from vidivo.calls.timeline import begin_ending, coverage_minutes, paid_until, record_presence
 from vidivo.core.clock import Clock
-from vidivo.core.errors import Conflict
 from vidivo.core.hub import Hub
 from vidivo.core.pagination import CursorSigner, keyset_page
+from vidivo.core.races import made_again_on_lost_race
 from vidivo.mail.service import queue_email
 from vidivo.payments.provider import PaymentError, PaymentProvider
+
+# A change to one call, made on the call as read in its own transaction (at `now`).
+Change = Callable[[AsyncSession, CallSession, datetime], Awaitable[None]]
 
 
 class CallService:
@@ -51,19 +54,21 @@ class CallService:
         self._engine = engine
         self._hub = hub
 
-    async def _with_retry(self, session_id: str, change: object) -> CallSession:
-        """Apply `change(db, session, now)` in its own transaction, retried if the worker raced
-        (its plan may land between this read and any flush: the change's own queries flush)."""
-        for _ in range(5):
+    async def _with_retry(self, session_id: str, change: Change) -> CallSession:
+        """Apply `change(db, session, now)` in its own transaction, made again if the worker
+        raced (its plan may land between this read and any flush: the change's own queries
+        flush)."""
+
+        async def once() -> CallSession:
             async with self._factory() as db:
                 session = await load_session(db, session_id)
-                try:
-                    await change(db, session, self._clock.now())  # type: ignore[operator]
-                    await db.commit()
-                except StaleDataError:
-                    continue
-                return session
-        raise Conflict("The call changed too often to apply this; try again.")
+                await change(db, session, self._clock.now())
+                await db.commit()
+            return session
+
+        return await made_again_on_lost_race(
+            once, "The call changed too often to apply this; try again."
+        )
 
     async def accept(self, session_id: str, principal: Principal) -> CallSession:
         async def change(db: AsyncSession, session: CallSession, now: datetime) -> None:

@@ -9,7 +9,6 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth import availability
 from vidivo.auth.availability import Availability
@@ -31,6 +30,7 @@ from vidivo.core.config import Settings
 from vidivo.core.errors import ApiError, Conflict, ValidationFailed
 from vidivo.core.hub import Hub
 from vidivo.core.money import parse_amount_to_cents
+from vidivo.core.races import made_again_on_lost_race
 from vidivo.idempotency import service as idempotency
 from vidivo.links import service as links
 from vidivo.links.public_cache import PublicLinkCache
@@ -269,12 +269,10 @@ class CallStarter:
 
         Read again when the call changed before this could commit: a second confirmation
         sent with the first (a double click), the worker or the host's suspension."""
-        for _ in range(5):
-            try:
-                return await self._settle_first_hold(session_id, link_id, link_code, limited_uses)
-            except StaleDataError:
-                continue
-        raise Conflict("The call changed too often to settle its start; try again.")
+        return await made_again_on_lost_race(
+            lambda: self._settle_first_hold(session_id, link_id, link_code, limited_uses),
+            "The call changed too often to settle its start; try again.",
+        )
 
     async def _settle_first_hold(
         self, session_id: str, link_id: str, link_code: str, limited_uses: bool

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from vidivo.auth import service as auth
 from vidivo.auth.models import User
@@ -24,9 +23,9 @@ from vidivo.calls.engine import BillingEngine
 from vidivo.calls.models import CallSession, SessionState
 from vidivo.calls.timeline import begin_ending
 from vidivo.core.clock import Clock
-from vidivo.core.errors import Conflict
 from vidivo.core.hub import Hub
 from vidivo.core.money import format_cents
+from vidivo.core.races import made_again_on_lost_race
 from vidivo.links.public_cache import PublicLinkCache
 from vidivo.mail.service import queue_email
 
@@ -95,19 +94,20 @@ async def _end_now(
     factory: async_sessionmaker[AsyncSession], clock: Clock, session_id: str
 ) -> bool | None:
     """Start ending one call; whether it had gone live (None: it was over already)."""
-    for _ in range(5):
+
+    async def once() -> bool | None:
         async with factory() as db:
             session = await db.get_one(CallSession, session_id, populate_existing=True)
             if session.state not in OPEN_STATES:
                 return None
             went_live = session.went_live_at is not None
             begin_ending(session, clock.now(), HOST_SUSPENDED)
-            try:
-                await db.commit()
-            except StaleDataError:
-                continue  # a worker or a request changed the call meanwhile: look again
-            return went_live
-    raise Conflict("A call of this host changed too often to end it; run the suspension again.")
+            await db.commit()  # raced by a worker or a request: made again on the call as is
+        return went_live
+
+    return await made_again_on_lost_race(
+        once, "A call of this host changed too often to end it; run the suspension again."
+    )
 
 
 async def _queue_statement(db: AsyncSession, clock: Clock, suspension: Suspension) -> None:
