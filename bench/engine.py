@@ -1,16 +1,21 @@
 """The billing engine under load: many live calls with 1-minute windows on PostgreSQL, the
 simulated provider answering after 50 ms, one or two worker processes pacing provider calls
-under a ceiling, while this process (standing in for the API instances) puts the calls live.
+under a ceiling, while another process (standing in for the API instances) puts the calls
+live.
 
-Time: the engine runs on a test clock, shared by every process, stepped every half second
-(the worker's polling interval) but never slower than real time: a step whose work took
-longer moves the clock by what it took. Each step, every worker process runs one pass. A
-hold's *effective* decision time is the step's clock plus the real time spent in the step
-until the provider answered; lateness = that − the moment the hold became due (a hold due
-but not decided by the end of the run counts as late by at least run end − due). When the
-engine keeps up, this is what real time would show; when it falls behind, lateness grows as
-it would in production. Idle stretches are skipped, so a run takes less wall time than the
-minutes it covers.
+Time is real: every process reads one clock, the calls' start moment plus the real seconds
+since the run began. The workers run the worker's own loop (a pass, then the polling
+interval's pause; a long pass looks again for calls that fell due meanwhile), and the API
+instance puts a share of the calls live every half second, each at its own moment, as
+parties connect. A renewal hold's lateness = the moment the provider answered it − the
+moment it became due (a hold due but not decided by the end of the run counts as late by at
+least run end − due). A run takes as long as the minutes it covers.
+
+(Until the eleventh pass of issue 15 the clock was a test clock stepped every half second,
+each worker process running one pass per step while the clock stood still. That made the
+calls of a step go live at the same instant, so their renewals fell due in clumps, and a
+pass could not see what fell due while it ran: both made lateness worse than real time
+shows. bench/HISTORY.md has the figures of both.)
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ from vidivo.payouts import service as payouts
 
 load_all_models()
 WINDOW_MINUTES = 1
-STEP_SECONDS = 0.5  # the worker's polling interval
-JOIN_SPREAD_STEPS = int(60 / STEP_SECONDS)
+POLL_SECONDS = 0.5  # the worker's polling interval
+JOIN_EVERY_SECONDS = 0.5  # the API instance puts a share of the calls live this often
+JOIN_BATCHES = int(WINDOW_MINUTES * 60 / JOIN_EVERY_SECONDS)  # spread over the first window
 
 
 @dataclass
@@ -70,7 +76,7 @@ class Scenario:
 
 @dataclass
 class Recorder:
-    """Wall-clock moments at which each renewal hold was answered."""
+    """The moments (`time.monotonic()`) at which each renewal hold was answered."""
 
     answered: list[tuple[str, int, float]] = field(default_factory=list)
     calls: int = 0
@@ -176,19 +182,22 @@ async def _join(context: AppContext, session_ids: list[str]) -> None:
     await asyncio.gather(*(gated(i) for i in session_ids))
 
 
-class SharedClock:
-    """The run's test clock: stepped by this process, read by the worker processes (seconds
-    past `start` in shared memory; one writer, so no lock)."""
+class RunClock:
+    """The run's clock in every process: the calls' start moment, then real time from the
+    moment the run began (`began`, a `time.monotonic()` in shared memory, one clock for
+    every process on the machine; 0 until the run begins)."""
 
-    def __init__(self, start: datetime, offset: Synchronized[float]) -> None:
+    def __init__(self, start: datetime, began: Synchronized[float]) -> None:
         self._start = start
-        self._offset = offset
+        self._began = began
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._offset.value)
+        return self.at(time.monotonic())
 
-    def advance(self, seconds: float) -> None:
-        self._offset.value += seconds
+    def at(self, moment: float) -> datetime:
+        """The run's time at a `time.monotonic()` moment."""
+        began = self._began.value
+        return self._start + timedelta(seconds=max(0.0, moment - began) if began else 0.0)
 
 
 def _process_main(
@@ -197,11 +206,11 @@ def _process_main(
     folder: str,
     scenario: Scenario,
     start: datetime,
-    offset: Synchronized[float],
+    began: Synchronized[float],
     database_url: str,
 ) -> None:
-    run = _worker_passes if role == "worker" else _api_instance
-    asyncio.run(run(commands, Path(folder), scenario, SharedClock(start, offset), database_url))
+    run = _worker_loop if role == "worker" else _api_instance
+    asyncio.run(run(commands, Path(folder), scenario, RunClock(start, began), database_url))
 
 
 def _context(folder: Path, scenario: Scenario, clock: Clock, database_url: str) -> AppContext:
@@ -215,23 +224,25 @@ def _context(folder: Path, scenario: Scenario, clock: Clock, database_url: str) 
     return build_context(settings, clock)
 
 
-async def _worker_passes(
+async def _worker_loop(
     commands: Connection, folder: Path, scenario: Scenario, clock: Clock, database_url: str
 ) -> None:
-    """A worker process: a pass of its billing worker on each "step", answering with the
-    renewal holds the pass placed (session, window, wall-clock moment answered)."""
+    """A worker process: the billing worker's own loop from "go" to "stop", then the renewal
+    holds it placed (session, window, moment answered) and its figures."""
     context = _context(folder, scenario, clock, database_url)
     recorder = Recorder()
     _instrument(context, recorder)
     rss_start = _rss_mib()
-    cpu_before = _cpu_seconds()
     commands.send("ready")
-    while await asyncio.to_thread(commands.recv) == "step":
-        mark = len(recorder.answered)
-        await context.worker.run_due()
-        commands.send(recorder.answered[mark:])
+    await asyncio.to_thread(commands.recv)  # "go"
+    cpu_before = _cpu_seconds()
+    loop = asyncio.create_task(context.worker.run_forever(POLL_SECONDS))
+    await asyncio.to_thread(commands.recv)  # "stop"
+    loop.cancel()  # a pass cancelled gives its leases back
+    await asyncio.gather(loop, return_exceptions=True)
     commands.send(
         {
+            "answered": recorder.answered,
             "cpu_seconds": _cpu_seconds() - cpu_before,
             "provider_calls": recorder.calls,
             "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -244,15 +255,22 @@ async def _worker_passes(
 async def _api_instance(
     commands: Connection, folder: Path, scenario: Scenario, clock: Clock, database_url: str
 ) -> None:
-    """The API instance the parties' sockets reach: puts each batch of calls it is sent live
-    (both parties connected), then says so."""
+    """The API instance the parties' sockets reach: from "go", puts batch n of the calls it
+    was sent live `n × JOIN_EVERY_SECONDS` later (both parties connected; a batch late
+    behind a busy machine starts late, beside the ones still joining), then says so."""
     context = _context(folder, scenario, clock, database_url)
-    cpu_before = _cpu_seconds()
+    batches: list[list[str]] = await asyncio.to_thread(commands.recv)
     commands.send("ready")
-    while (session_ids := await asyncio.to_thread(commands.recv)) != "stop":
-        await _join(context, session_ids)
-        commands.send("joined")
+    await asyncio.to_thread(commands.recv)  # "go"
+    cpu_before = _cpu_seconds()
+    began = time.monotonic()
+    joining = []
+    for n, batch in enumerate(batches):
+        await asyncio.sleep(max(0.0, began + n * JOIN_EVERY_SECONDS - time.monotonic()))
+        joining.append(asyncio.create_task(_join(context, batch)))
+    await asyncio.gather(*joining)
     commands.send({"cpu_seconds": _cpu_seconds() - cpu_before})
+    await asyncio.to_thread(commands.recv)  # "stop"
     await context.engine.dispose()
 
 
@@ -262,12 +280,12 @@ def _cpu_seconds() -> float:
 
 
 class Processes:
-    """The run's processes on the shared clock: `workers` worker processes, each running one
-    pass per step, and one API instance putting calls live."""
+    """The run's processes on the run's clock: `workers` worker processes running the
+    worker's loop and one API instance putting the calls live in `batches`."""
 
     def __init__(
         self, workers: int, folder: Path, scenario: Scenario, clock_start: datetime,
-        offset: Synchronized[float], database_url: str,
+        began: Synchronized[float], database_url: str,
     ) -> None:  # fmt: skip
         spawn = multiprocessing.get_context("spawn")
         self._pipes: list[Connection] = []
@@ -276,7 +294,7 @@ class Processes:
             ours, theirs = spawn.Pipe()
             process = spawn.Process(
                 target=_process_main,
-                args=(role, theirs, str(folder), scenario, clock_start, offset, database_url),
+                args=(role, theirs, str(folder), scenario, clock_start, began, database_url),
             )
             process.start()
             self._pipes.append(ours)
@@ -287,27 +305,27 @@ class Processes:
     async def _answers(pipes: list[Connection]) -> list[Any]:
         return list(await asyncio.gather(*(asyncio.to_thread(p.recv) for p in pipes)))
 
-    async def ready(self) -> None:
+    async def ready(self, batches: list[list[str]]) -> None:
+        self._api.send(batches)
         await self._answers(self._pipes)
 
-    async def step(self, joining: list[str]) -> list[tuple[str, int, float]]:
-        """One pass of every worker while the API instance puts `joining` live (in real
-        time both happen within the same half second); the holds the passes placed."""
-        for pipe in self._workers:
-            pipe.send("step")
-        if joining:
-            self._api.send(joining)
-        answers = await self._answers(self._workers + ([self._api] if joining else []))
-        return [answer for answers in answers[: len(self._workers)] for answer in answers]
+    def go(self) -> None:
+        for pipe in self._pipes:
+            pipe.send("go")
 
-    async def finish(self) -> tuple[dict[str, float], list[dict[str, float]]]:
-        """The API instance's figures and the workers'."""
+    async def joined(self) -> dict[str, float]:
+        """The API instance's figures, once every call it was sent is live."""
+        answer: dict[str, float] = await asyncio.to_thread(self._api.recv)
+        return answer
+
+    async def finish(self) -> list[dict[str, Any]]:
+        """The workers' figures and the holds they placed."""
         for pipe in self._pipes:
             pipe.send("stop")
-        api, *workers = await self._answers(self._pipes)
+        workers = await self._answers(self._workers)
         for process in self._processes:
             await asyncio.to_thread(process.join)
-        return api, workers
+        return workers
 
 
 async def prepare_calls(folder: Path, scenario: Scenario, clock_start: datetime) -> float:
@@ -323,42 +341,33 @@ async def prepare_calls(folder: Path, scenario: Scenario, clock_start: datetime)
 async def run_scenario(scenario: Scenario, folder: Path, clock_start: datetime) -> dict[str, float]:
     """One run over a fresh copy of the prepared calls."""
     database_url = await copy_database(f"{scenario.workers}w")
-    offset = multiprocessing.get_context("spawn").Value("d", 0.0, lock=False)
-    clock = SharedClock(clock_start, offset)
-    processes = Processes(scenario.workers, folder, scenario, clock_start, offset, database_url)
+    began = multiprocessing.get_context("spawn").Value("d", 0.0, lock=False)
+    clock = RunClock(clock_start, began)
+    processes = Processes(scenario.workers, folder, scenario, clock_start, began, database_url)
     context = _context(folder, scenario, clock, database_url)  # for reading the outcome
     async with context.session_factory() as db:
         ids = list(await db.scalars(select(CallSession.id).order_by(CallSession.id)))
-    await processes.ready()
+    # Calls go live spread over the first window, as real calls start at any moment.
+    await processes.ready([ids[i::JOIN_BATCHES] for i in range(JOIN_BATCHES)])
     lead = min(WINDOW_MINUTES * 60, MIN_RENEWAL_LEAD_MS / 1000)
-    effective: dict[tuple[str, int], datetime] = {}
-    real_started = time.monotonic()
     busy_before, postgres_before = machine_busy_seconds(), postgres_cpu_seconds()
-    # Calls go live spread over the first window, as real calls start at any moment; the
-    # API instance puts a step's share live while the workers run their passes.
-    joins = [ids[i::JOIN_SPREAD_STEPS] for i in range(JOIN_SPREAD_STEPS)]
-    end = clock.now() + timedelta(minutes=scenario.minutes)
-    step, last_real = 0, time.monotonic()
-    while clock.now() < end:
-        # Time runs at least as fast as real time: a step that took longer than its
-        # half second moves the clock by what it took, so work that falls behind shows
-        # up as lateness. Idle steps are compressed (the clock jumps ahead).
-        now_real = time.monotonic()
-        clock.advance(max(STEP_SECONDS, now_real - last_real))
-        last_real = now_real
-        step += 1
-        step_clock, step_real = clock.now(), time.monotonic()
-        joining = joins[step - 1] if step <= len(joins) else []
-        for session_id, number, answered in await processes.step(joining):
-            effective[(session_id, number)] = step_clock + timedelta(seconds=answered - step_real)
+    began.value = real_started = time.monotonic()
+    processes.go()
+    await asyncio.sleep(scenario.minutes * 60)
+    run_end = clock.now()
     real_seconds = time.monotonic() - real_started
     busy_after, postgres_after = machine_busy_seconds(), postgres_cpu_seconds()
-    api, stats = await processes.finish()
+    api = await processes.joined()
+    stats = await processes.finish()
+    effective = {
+        (session_id, number): clock.at(answered)
+        for s in stats
+        for session_id, number, answered in s["answered"]
+    }
     async with context.session_factory() as db:
         rows = (await db.execute(select(CallSession.id, CallSession.went_live_at))).all()
     went_live = {row[0]: row[1] for row in rows}
     lateness, ended_uncovered, undecided = [], 0, 0
-    run_end = clock.now()
     for session_id, start in went_live.items():
         if start is None:
             continue
@@ -440,7 +449,7 @@ def measure(*, quick: bool) -> list[str]:
         "",
         *rate_lines(rates),
         "",
-        "| live calls | clock stepped | provider ceiling | worker processes | worker concurrency "
+        "| live calls | run (real time) | provider ceiling | worker processes | worker concurrency "
         "| renewal holds decided of due | late p50 s | late p99 s "
         "| windows ended before the next hold | provider calls/s | CPU ms per provider call "
         "| workers' CPU % (all processes) | API instance CPU % | PostgreSQL CPU % "
