@@ -141,6 +141,7 @@ async def measure_rate(sessions: int, concurrency: int, database_url: str) -> di
         recorder.calls = 0
         await context.worker.run_due()
         counted = max(recorder.calls, 1)
+        assert context.engine.sync_engine.pool.checkedout() == 0  # no query logger left behind
         counter.detach()
         rss_before = _rss_mib()
         clock.advance(60)  # every second window used up, every fourth window's hold due

@@ -209,17 +209,15 @@ async def test_a_new_row_missing_a_required_value_is_a_loud_error_not_a_lost_rac
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
 
 
-async def _change_raced(context, session_id: str, races: int):
+async def _change_raced(context, session_id: str, races: int, attempts: list[int]) -> None:
     """A change to the guest's name through the calls service, whose first `races` attempts
     meet the engine midway: its plan lands between the change's read and its first flush (a
-    query inside the change flushes). The attempts made."""
-    attempts = 0
+    query inside the change flushes). Each attempt is appended to `attempts`."""
 
     async def change(db, session: CallSession, now) -> None:
-        nonlocal attempts
-        attempts += 1
+        attempts.append(len(attempts) + 1)
         session.guest_name = "Renamed"
-        if attempts <= races:
+        if len(attempts) <= races:
             async with context.session_factory() as engine_meanwhile:
                 await engine_meanwhile.execute(
                     update(CallSession)
@@ -230,7 +228,6 @@ async def _change_raced(context, session_id: str, races: int):
         await repository.windows_of(db, session.id)
 
     await context.calls._with_retry(session_id, change)
-    return attempts
 
 
 async def _guest_name(context, session_id: str) -> str:
@@ -241,7 +238,9 @@ async def _guest_name(context, session_id: str) -> str:
 async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, context):
     # Made again on the call as it is now, not a 500.
     call = await calls.started()
-    assert await _change_raced(context, call.session_id, races=1) == 2
+    attempts: list[int] = []
+    await _change_raced(context, call.session_id, races=1, attempts=attempts)
+    assert len(attempts) == 2
     assert await _guest_name(context, call.session_id) == "Renamed"
 
 
@@ -250,9 +249,11 @@ async def test_an_api_change_raced_every_time_answers_try_again_and_writes_nothi
     # looping, nor answer 500: five tries, then 409 conflict, and nothing of it is kept.
     call = await calls.started()
     before = await _guest_name(context, call.session_id)
+    attempts: list[int] = []
     with pytest.raises(Conflict, match="changed too often") as refused:
-        await _change_raced(context, call.session_id, races=races.ATTEMPTS)
+        await _change_raced(context, call.session_id, races=races.ATTEMPTS, attempts=attempts)
     assert refused.value.status == 409
+    assert len(attempts) == races.ATTEMPTS
     assert await _guest_name(context, call.session_id) == before != "Renamed"
 
 
