@@ -198,6 +198,10 @@ class RunClock:
     def now(self) -> datetime:
         return self.at(time.monotonic())
 
+    def elapsed(self) -> float:
+        """Seconds since the run began."""
+        return (self.now() - self._start).total_seconds()
+
     def at(self, moment: float) -> datetime:
         """The run's time at a `time.monotonic()` moment."""
         began = self._began.value
@@ -259,7 +263,7 @@ async def _worker_loop(
 
 
 async def _api_instance(
-    commands: Connection, folder: Path, scenario: Scenario, clock: Clock, database_url: str
+    commands: Connection, folder: Path, scenario: Scenario, clock: RunClock, database_url: str
 ) -> None:
     """The API instance the parties' sockets reach: from "go", puts batch n of the calls it
     was sent live `n × JOIN_EVERY_SECONDS` later (both parties connected; a batch late
@@ -269,11 +273,11 @@ async def _api_instance(
     commands.send("ready")
     await asyncio.to_thread(commands.recv)  # "go"
     cpu_before = _cpu_seconds()
-    began = time.monotonic()
     gate = asyncio.Semaphore(32)  # one instance's share of the pool, however late the batches
     joining = []
     for n, batch in enumerate(batches):
-        await asyncio.sleep(max(0.0, began + n * JOIN_EVERY_SECONDS - time.monotonic()))
+        # Each batch's moment on the run's clock, the one its lateness is measured against.
+        await asyncio.sleep(max(0.0, n * JOIN_EVERY_SECONDS - clock.elapsed()))
         joining.append(asyncio.create_task(_join(context, batch, gate)))
     await asyncio.gather(*joining)
     commands.send({"cpu_seconds": _cpu_seconds() - cpu_before})

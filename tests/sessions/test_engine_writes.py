@@ -209,15 +209,15 @@ async def test_a_new_row_missing_a_required_value_is_a_loud_error_not_a_lost_rac
         assert (await ledger.totals(db, call.session_id))[LedgerKind.HOLD] == holds_before
 
 
-async def _change_raced(context, session_id: str, races: int, attempts: list[int]) -> None:
-    """A change to the guest's name through the calls service, whose first `races` attempts
+async def _change_raced(context, session_id: str, raced: int, attempts: list[int]) -> None:
+    """A change to the guest's name through the calls service, whose first `raced` attempts
     meet the engine midway: its plan lands between the change's read and its first flush (a
     query inside the change flushes). Each attempt is appended to `attempts`."""
 
     async def change(db, session: CallSession, now) -> None:
         attempts.append(len(attempts) + 1)
         session.guest_name = "Renamed"
-        if len(attempts) <= races:
+        if len(attempts) <= raced:
             async with context.session_factory() as engine_meanwhile:
                 await engine_meanwhile.execute(
                     update(CallSession)
@@ -239,7 +239,7 @@ async def test_an_api_change_that_meets_the_engine_midway_is_tried_again(calls, 
     # Made again on the call as it is now, not a 500.
     call = await calls.started()
     attempts: list[int] = []
-    await _change_raced(context, call.session_id, races=1, attempts=attempts)
+    await _change_raced(context, call.session_id, raced=1, attempts=attempts)
     assert len(attempts) == 2
     assert await _guest_name(context, call.session_id) == "Renamed"
 
@@ -251,7 +251,7 @@ async def test_an_api_change_raced_every_time_answers_try_again_and_writes_nothi
     before = await _guest_name(context, call.session_id)
     attempts: list[int] = []
     with pytest.raises(Conflict, match="changed too often") as refused:
-        await _change_raced(context, call.session_id, races=races.ATTEMPTS, attempts=attempts)
+        await _change_raced(context, call.session_id, raced=races.ATTEMPTS, attempts=attempts)
     assert refused.value.status == 409
     assert len(attempts) == races.ATTEMPTS
     assert await _guest_name(context, call.session_id) == before != "Renamed"
